@@ -1,0 +1,2 @@
+def register(router):
+    """Register the catalog viewsets on the project router."""

@@ -1,0 +1,143 @@
+"""Catalog logic: compatibility, zone offers and typed runtime settings."""
+
+from collections.abc import Iterable
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F, QuerySet
+
+from catalog.models import InstanceType, InstanceTypeZone, LlmModel, RuntimeSetting, Zone
+from catalog.setting_specs import SETTING_SPECS
+
+# --- Compatibility --------------------------------------------------------------------------
+
+
+def incompatibility_reason(model: LlmModel, instance_type: InstanceType) -> str | None:
+    """Why `model` cannot run on `instance_type`, or None when it can.
+
+    A model fits when GPUs x VRAM per GPU covers its VRAM need. Simulated models (mock_only) run only on
+    Mock machines; real models run on Mock machines only when an operator allowed the simulator for them.
+    """
+    if instance_type.provider.is_mock:
+        if not (model.mock_only or model.allow_simulator):
+            return f"{model.code} is a real model: Mock machines serve it only when allow_simulator is set"
+    elif model.mock_only:
+        return f"{model.code} is simulated and runs only on Mock machines"
+    if instance_type.total_vram_gb < model.vram_required_gb:
+        return (
+            f"{model.code} needs {model.vram_required_gb} GB of VRAM; {instance_type.code} has "
+            f"{instance_type.gpu_count} x {instance_type.vram_per_gpu_gb} GB"
+        )
+    return None
+
+
+def is_compatible(model: LlmModel, instance_type: InstanceType) -> bool:
+    return incompatibility_reason(model, instance_type) is None
+
+
+def compatible_models(instance_type: InstanceType) -> QuerySet[LlmModel]:
+    models = LlmModel.objects.filter(vram_required_gb__lte=instance_type.total_vram_gb)
+    if instance_type.provider.is_mock:
+        return models.filter(mock_only=True) | models.filter(allow_simulator=True)
+    return models.filter(mock_only=False)
+
+
+def compatible_instance_types(model: LlmModel) -> QuerySet[InstanceType]:
+    types = InstanceType.objects.select_related("provider").alias(
+        total_vram=F("gpu_count") * F("vram_per_gpu_gb")
+    ).filter(total_vram__gte=model.vram_required_gb)
+    if model.mock_only:
+        return types.filter(provider__adapter="mock")
+    if not model.allow_simulator:
+        return types.exclude(provider__adapter="mock")
+    return types
+
+
+# --- Zone offers ----------------------------------------------------------------------------
+
+
+@transaction.atomic
+def set_instance_type_zones(instance_type: InstanceType, *, zones: Iterable[Zone]) -> list[Zone]:
+    """Replace the set of zones `instance_type` is offered in.
+
+    Raises ValidationError (field `zones`) when a zone belongs to another provider; nothing changes then.
+    Offers kept keep their availability; new ones start `available`.
+    """
+    zones = list({zone.pk: zone for zone in zones}.values())
+    foreign = [zone.code for zone in zones if zone.region.provider_id != instance_type.provider_id]
+    if foreign:
+        raise ValidationError(
+            {
+                "zones": (
+                    f"{', '.join(sorted(foreign))} belong to another provider than "
+                    f"{instance_type.provider.code}; an instance type is offered only in its provider's zones"
+                )
+            }
+        )
+    wanted = {zone.pk for zone in zones}
+    InstanceTypeZone.objects.filter(instance_type=instance_type).exclude(zone_id__in=wanted).delete()
+    existing = set(InstanceTypeZone.objects.filter(instance_type=instance_type).values_list("zone_id", flat=True))
+    InstanceTypeZone.objects.bulk_create(
+        [InstanceTypeZone(instance_type=instance_type, zone_id=pk) for pk in wanted - existing]
+    )
+    return sorted(zones, key=lambda zone: zone.code)
+
+
+def is_offered(instance_type: InstanceType, zone: Zone) -> bool:
+    return InstanceTypeZone.objects.filter(instance_type=instance_type, zone=zone).exists()
+
+
+# --- Runtime settings -----------------------------------------------------------------------
+
+
+def parse_setting_value(*, value_type: str, raw, min_value=None, max_value=None):
+    """Turn `raw` into the typed value, or raise ValidationError saying why it is not acceptable."""
+    text = str(raw).strip()
+    try:
+        if value_type == RuntimeSetting.ValueType.INT:
+            value = int(text)
+        elif value_type == RuntimeSetting.ValueType.FLOAT:
+            value = float(text)
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError
+        elif value_type == RuntimeSetting.ValueType.BOOL:
+            lowered = text.lower()
+            if lowered not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError
+            value = lowered in ("true", "1", "yes")
+        else:
+            value = text
+    except ValueError:
+        raise ValidationError({"value": f"{raw!r} is not a valid {value_type}"}) from None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if min_value is not None and value < min_value:
+            raise ValidationError({"value": f"{value} is below the minimum {min_value:g}"})
+        if max_value is not None and value > max_value:
+            raise ValidationError({"value": f"{value} is above the maximum {max_value:g}"})
+    return value
+
+
+def get_setting(key: str):
+    """The typed current value of runtime setting `key` (its code default when no row exists)."""
+    row = RuntimeSetting.objects.filter(key=key).first()
+    if row is not None:
+        try:
+            return parse_setting_value(
+                value_type=row.value_type, raw=row.value, min_value=row.min_value, max_value=row.max_value
+            )
+        except ValidationError:
+            pass  # a value edited out of range in the database: fall back to the default below
+    spec = SETTING_SPECS.get(key)
+    if spec is None:
+        raise KeyError(f"unknown runtime setting {key!r}")
+    return parse_setting_value(value_type=spec.value_type, raw=spec.default)
+
+
+def update_setting(setting: RuntimeSetting, *, value) -> RuntimeSetting:
+    """Validate `value` against the setting's type and bounds, then store it."""
+    typed = parse_setting_value(
+        value_type=setting.value_type, raw=value, min_value=setting.min_value, max_value=setting.max_value
+    )
+    setting.value = str(typed).lower() if isinstance(typed, bool) else str(typed)
+    setting.save(update_fields=["value", "updated_at"])
+    return setting

@@ -1,0 +1,96 @@
+"""Shared test fixtures: the catalog seed, users and API clients, and a Playwright-driven Chromium."""
+
+import os
+
+import pytest
+from django.core.management import call_command
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+# Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run beside one
+# unless told that this is deliberate.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ADMIN_PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture(autouse=True)
+def _celery_eager(settings):
+    """Tasks run in-process unless a test starts real workers (those tests override this)."""
+    from inventiv.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
+def seed(db):
+    """The catalog seed (providers, zones, GPU types, models, runtime settings, action types)."""
+    call_command("loaddata", "catalog", verbosity=0)
+
+
+@pytest.fixture
+def admin_user(db, django_user_model):
+    return django_user_model.objects.create_superuser("admin", "admin@example.com", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def viewer_user(db, django_user_model):
+    return django_user_model.objects.create_user("viewer", "viewer@example.com", ADMIN_PASSWORD)
+
+
+@pytest.fixture
+def api(admin_user):
+    """An API client authenticated with a staff user's token, as a script would be."""
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
+    return client
+
+
+@pytest.fixture
+def viewer_api(viewer_user):
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=viewer_user).key}")
+    return client
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, live_server):
+    context = browser.new_context(base_url=live_server.url)
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def logged_in_page(page, admin_user):
+    """A browser page signed in as the admin through the real login form."""
+    page.goto("/login/")
+    page.fill("input[name=username]", admin_user.username)
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+    return page

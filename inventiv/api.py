@@ -1,0 +1,21 @@
+"""The one DRF router every app registers its viewsets on, and the version endpoint."""
+
+from django.conf import settings
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers
+from rest_framework.decorators import api_view, permission_classes
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
+
+from catalog.api import register as register_catalog
+
+router = DefaultRouter()
+register_catalog(router)
+
+
+@extend_schema(responses=inline_serializer("Version", {"version": serializers.CharField()}))
+@api_view(["GET"])
+@permission_classes([AllowAny])
+def version(request):
+    return Response({"version": settings.VERSION})

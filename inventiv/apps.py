@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class InventivConfig(AppConfig):
+    name = "inventiv"
+    verbose_name = "Inventiv"
