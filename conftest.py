@@ -35,6 +35,12 @@ def _celery_eager(settings):
     app.conf.task_always_eager = previous
 
 
+@pytest.fixture(autouse=True)
+def _fast_password_hasher(settings):
+    # The default PBKDF2 costs ~0.3 s per user created; tests need no brute-force resistance.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def seed(db):
     """The catalog seed (providers, zones, GPU types, models, runtime settings, action types)."""
@@ -66,8 +72,10 @@ def viewer_api(viewer_user):
     return client
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
+    # Module scope, not session: Playwright's sync API keeps an event loop running in this thread while
+    # it is open, which would break later tests that call asyncio.run() (the worker agent's).
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:

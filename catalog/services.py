@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, QuerySet
 
-from catalog.models import InstanceType, InstanceTypeZone, LlmModel, RuntimeSetting, Zone
+from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, RuntimeSetting, Zone
 from catalog.setting_specs import SETTING_SPECS
 
 # --- Compatibility --------------------------------------------------------------------------
@@ -141,3 +141,63 @@ def update_setting(setting: RuntimeSetting, *, value) -> RuntimeSetting:
     setting.value = str(typed).lower() if isinstance(typed, bool) else str(typed)
     setting.save(update_fields=["value", "updated_at"])
     return setting
+
+
+# --- Activation -----------------------------------------------------------------------------
+
+
+def set_active(row: Provider | Region | Zone | InstanceType | LlmModel, *, active: bool) -> bool:
+    """Mark a catalog row active or inactive (inactive rows are kept but no longer offered).
+
+    Returns True when the flag changed, False when the row already had it (a second click, another tab).
+    """
+    changed = type(row).objects.filter(pk=row.pk).exclude(active=active).update(active=active)
+    row.active = active
+    return changed == 1
+
+
+# --- Moving rows between providers ----------------------------------------------------------
+# An offer pairs an instance type and a zone of the same provider. These checks refuse an edit that
+# would break that rule for offers that already exist, instead of leaving offers no provider can honour.
+
+
+def offer_rejection_reason(*, instance_type: InstanceType, zone: Zone) -> str | None:
+    """Why `instance_type` cannot be offered in `zone`, or None when it can."""
+    if zone.region.provider_id != instance_type.provider_id:
+        return (
+            f"{zone.code} belongs to {zone.region.provider.code}, not {instance_type.provider.code}; "
+            "an instance type is offered only in its provider's zones"
+        )
+    return None
+
+
+def validate_instance_type_provider(instance_type: InstanceType, *, provider: Provider) -> None:
+    """Raise ValidationError (field `provider`) when `instance_type` is offered in zones of another provider."""
+    if instance_type.pk is None or provider.pk == instance_type.provider_id:
+        return
+    offers = instance_type.zone_offers.exclude(zone__region__provider=provider)
+    zones = ", ".join(sorted(offers.values_list("zone__code", flat=True)))
+    if zones:
+        reason = f"{instance_type.code} is offered in {zones}; remove those zones before moving it to {provider.code}"
+        raise ValidationError({"provider": reason})
+
+
+def validate_region_provider(region: Region, *, provider: Provider) -> None:
+    """Raise ValidationError (field `provider`) when zones of `region` offer instance types of its provider."""
+    if region.pk is None or provider.pk == region.provider_id:
+        return
+    if InstanceTypeZone.objects.filter(zone__region=region).exists():
+        reason = f"zones of {region.code} offer {region.provider.code} instance types; remove those offers first"
+        raise ValidationError({"provider": reason})
+
+
+def validate_zone_region(zone: Zone, *, region: Region) -> None:
+    """Raise ValidationError (field `region`) when moving `zone` to `region` would change the provider of its offers."""
+    if zone.pk is None or region.provider_id == zone.region.provider_id:
+        return
+    if zone.type_offers.exists():
+        reason = (
+            f"{zone.code} offers {zone.region.provider.code} instance types; "
+            f"remove those offers before moving it to {region.provider.code}"
+        )
+        raise ValidationError({"region": reason})

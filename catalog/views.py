@@ -1,7 +1,188 @@
+"""The Settings pages: one tab per catalog table, searchable, editable in place with HTMX.
+
+Every URL also works without JavaScript: a GET renders the whole page (with the row being edited shown as
+its form), a POST redirects back to the tab. HTMX requests get only the fragment they swap.
+"""
+
+from dataclasses import dataclass
+from functools import wraps
+
+from django import forms as django_forms
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Model
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.cache import patch_vary_headers
+from django.views.decorators.http import require_GET, require_POST
+
+from catalog import forms
+from catalog.models import InstanceType, LlmModel, Provider, Region, RuntimeSetting, Zone
+from catalog.selectors import get_settings_row, search_settings_rows
+from catalog.services import set_active
+
+PAGE = "catalog/settings.html"
+# The id of the <tbody> the search box swaps; a request aimed at it gets only the rows.
+ROWS_TARGET = "rows"
+
+
+@dataclass(frozen=True)
+class Tab:
+    slug: str
+    label: str
+    model: type[Model]
+    form: type[django_forms.BaseForm]
+    create_form: type[django_forms.ModelForm] | None = None
+    toggles: bool = True
+
+    @property
+    def noun(self) -> str:
+        return self.model._meta.verbose_name
+
+    @property
+    def template(self) -> str:
+        return f"catalog/tabs/{self.slug}.html"
+
+
+TABS = [
+    Tab("providers", "Providers", Provider, forms.ProviderForm),
+    Tab("regions", "Regions", Region, forms.RegionForm),
+    Tab("zones", "Zones", Zone, forms.ZoneForm, forms.ZoneCreateForm),
+    Tab("instance-types", "Instance types", InstanceType, forms.InstanceTypeForm, forms.InstanceTypeCreateForm),
+    Tab("models", "Models", LlmModel, forms.LlmModelForm, forms.LlmModelCreateForm),
+    Tab("runtime", "Runtime settings", RuntimeSetting, forms.RuntimeSettingForm, toggles=False),
+]
+TABS_BY_SLUG = {tab.slug: tab for tab in TABS}
+
+
+def staff_required(view):
+    """Signed-in staff only: others are sent to the login page (anonymous) or refused (403)."""
+
+    @wraps(view)
+    @login_required
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_staff:
+            raise PermissionDenied("Changing the catalog needs a staff account")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def get_tab(slug: str) -> Tab:
+    if slug not in TABS_BY_SLUG:
+        raise Http404(f"No settings tab {slug!r}")
+    return TABS_BY_SLUG[slug]
+
+
+def get_row(tab: Tab, pk: int) -> Model:
+    row = get_settings_row(tab.model, pk=pk)
+    if row is None:
+        raise Http404(f"No {tab.model._meta.verbose_name} with id {pk}")
+    return row
+
+
+def posted(request: HttpRequest):
+    """The submitted data of a POST, even an empty one (every zone unticked), else None (unbound form)."""
+    return request.POST if request.method == "POST" else None
+
+
+def is_fragment(request: HttpRequest) -> bool:
+    # HTMX restoring history after a cache miss wants the whole page, not a fragment.
+    return bool(request.htmx) and not request.htmx.history_restore_request
+
+
+def save_form(form) -> bool:
+    """Validate and save; a service's ValidationError lands on the form, next to the field it names."""
+    if not form.is_valid():
+        return False
+    try:
+        form.save()
+    except ValidationError as exc:
+        form.add_error(None, exc)
+        return False
+    return True
+
+
+def render_tab(request: HttpRequest, tab: Tab, **extra) -> HttpResponse:
+    """The tab as a whole page, as the panel a tab link swaps, or as the rows the search box swaps."""
+    query = request.GET.get("q", "")
+    context = {"tabs": TABS, "tab": tab, "q": query, "rows": search_settings_rows(tab.model, query=query), **extra}
+    if tab.create_form and request.user.is_staff:
+        context.setdefault("create_form", tab.create_form())
+    if is_fragment(request):
+        template = f"{tab.template}#rows" if request.htmx.target == ROWS_TARGET else f"{PAGE}#panel"
+    else:
+        template = PAGE
+    response = render(request, template, context)
+    # Caches must not hand the full page to HTMX or a fragment to a plain visit.
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
+
+
+def render_row(request: HttpRequest, tab: Tab, row: Model, partial: str = "row", **extra) -> HttpResponse:
+    """One row fragment for HTMX; without HTMX, the whole tab (showing the row's form when it has one)."""
+    if not is_fragment(request):
+        if partial == "row":
+            return redirect("settings", tab.slug)
+        return render_tab(request, tab, editing=row, **extra)
+    return render(request, f"{tab.template}#{partial}", {"tab": tab, "obj": row, **extra})
 
 
 @login_required
-def settings_page(request):
-    return render(request, "catalog/settings.html", {})
+@require_GET
+def settings_page(request: HttpRequest, tab: str = TABS[0].slug) -> HttpResponse:
+    return render_tab(request, get_tab(tab))
+
+
+@login_required
+@require_GET
+def row(request: HttpRequest, tab: str, pk: int) -> HttpResponse:
+    """The read-only row (what Cancel swaps back in)."""
+    tab = get_tab(tab)
+    return render_row(request, tab, get_row(tab, pk))
+
+
+@staff_required
+def edit_row(request: HttpRequest, tab: str, pk: int) -> HttpResponse:
+    tab = get_tab(tab)
+    obj = get_row(tab, pk)
+    form = tab.form(posted(request), instance=obj)
+    if request.method == "POST" and save_form(form):
+        return render_row(request, tab, get_row(tab, pk))
+    return render_row(request, tab, obj, "form_row", form=form)
+
+
+@staff_required
+@require_POST
+def toggle_row(request: HttpRequest, tab: str, pk: int) -> HttpResponse:
+    tab = get_tab(tab)
+    if not tab.toggles:
+        raise Http404(f"{tab.label} have no active flag")
+    obj = get_row(tab, pk)
+    set_active(obj, active=not obj.active)
+    return render_row(request, tab, obj)
+
+
+@staff_required
+def edit_zones(request: HttpRequest, pk: int) -> HttpResponse:
+    """Which zones an instance type is offered in (checkboxes of its provider's zones)."""
+    tab = TABS_BY_SLUG["instance-types"]
+    obj = get_row(tab, pk)
+    form = forms.InstanceTypeZonesForm(posted(request), instance=obj)
+    if request.method == "POST" and save_form(form):
+        return render_row(request, tab, get_row(tab, pk))
+    return render_row(request, tab, obj, "zones_row", zones_form=form)
+
+
+@staff_required
+@require_POST
+def create_row(request: HttpRequest, tab: str) -> HttpResponse:
+    tab = get_tab(tab)
+    if tab.create_form is None:
+        raise Http404(f"{tab.label} are not created here")
+    form = tab.create_form(request.POST)
+    if save_form(form):
+        if not is_fragment(request):
+            return redirect("settings", tab.slug)
+        return render_tab(request, tab, created=form.instance)
+    return render_tab(request, tab, create_form=form)
