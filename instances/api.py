@@ -1,0 +1,129 @@
+"""The instances API: request, list, inspect, terminate, archive and reinstall GPU instances; status counts."""
+
+import django_filters
+from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.response import Response
+
+from instances import services
+from instances.lifecycle import InvalidTransition
+from instances.models import Instance, Status
+from instances.selectors import active_instances, archived_instances, instances, status_counts, timeline
+from instances.serializers import (
+    InstanceCreateSerializer,
+    InstanceDetailSerializer,
+    InstanceRejectedSerializer,
+    InstanceSerializer,
+    StatusCountsSerializer,
+    TerminateSerializer,
+)
+from monitoring.api import query_bool
+from monitoring.filters import StableOrderingFilter
+
+CONFLICT = OpenApiResponse(description="The instance's status does not allow this (the message says why)")
+
+
+class InstanceFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=Status.choices, help_text="One or several, repeated")
+    provider = django_filters.CharFilter(field_name="provider__code")
+    zone = django_filters.CharFilter(field_name="zone__code")
+    instance_type = django_filters.CharFilter(field_name="instance_type__code")
+    model = django_filters.CharFilter(field_name="model__code")
+
+    class Meta:
+        model = Instance
+        fields = ["status", "provider", "zone", "instance_type", "model"]
+
+
+def conflict(instance: Instance, exc: InvalidTransition, *, rule: str) -> Response:
+    return Response({"detail": f"Instance {instance.pk} is {exc.before}: {rule}"}, status=status.HTTP_409_CONFLICT)
+
+
+@extend_schema(tags=["instances"])
+class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+    """GPU instances. The list holds active (not archived) instances unless `?archived=1`."""
+
+    filter_backends = [DjangoFilterBackend, StableOrderingFilter]
+    filterset_class = InstanceFilter
+    ordering_fields = ["created_at", "status_changed_at", "status", "cost_per_hour"]
+    ordering = ["-created_at"]
+
+    def get_queryset(self):
+        if self.action != "list":
+            return instances()
+        return archived_instances() if query_bool(self.request, "archived") else active_instances()
+
+    def get_serializer_class(self):
+        return InstanceDetailSerializer if self.action == "retrieve" else InstanceSerializer
+
+    @extend_schema(parameters=[OpenApiParameter("archived", OpenApiTypes.BOOL, description="List archived instances")])
+    def list(self, request, *args, **kwargs):
+        return super().list(request, *args, **kwargs)
+
+    def retrieve(self, request, *args, **kwargs):
+        instance = self.get_object()
+        instance.timeline = timeline(instance)
+        return Response(InstanceDetailSerializer(instance).data)
+
+    @extend_schema(
+        request=InstanceCreateSerializer,
+        responses={202: InstanceSerializer, 400: InstanceRejectedSerializer},
+        description="Request a machine. Every request is stored: a rejected one answers 400 with its error code "
+        "and the id of the stored `provisioning_failed` instance.",
+    )
+    def create(self, request, *args, **kwargs):
+        body = InstanceCreateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        instance = services.request_instance(**body.request_arguments(), actor=request.user)
+        if instance.status == Status.PROVISIONING_FAILED:
+            rejected = {"error_code": instance.error_code, "message": instance.error_message, "instance_id": instance.pk}
+            return Response(InstanceRejectedSerializer(rejected).data, status=status.HTTP_400_BAD_REQUEST)
+        return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=TerminateSerializer, responses={202: InstanceSerializer})
+    @action(detail=True, methods=["post"])
+    def terminate(self, request, pk=None):
+        """Terminate the machine (drained first where the lifecycle says so). Asking twice is harmless."""
+        body = TerminateSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        instance = services.terminate_instance(self.get_object(), reason=body.validated_data["reason"], actor=request.user)
+        return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=None, responses={200: InstanceSerializer, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def archive(self, request, pk=None):
+        """Move a terminated instance (or a rejected request) out of the active list, into the traces."""
+        instance = self.get_object()
+        try:
+            instance = services.archive_instance(instance, actor=request.user)
+        except InvalidTransition as exc:
+            return conflict(instance, exc, rule="only a terminated instance can be archived; terminate it first.")
+        return Response(InstanceSerializer(instance).data)
+
+    @extend_schema(request=None, responses={202: InstanceSerializer, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def reinstall(self, request, pk=None):
+        """Reinstall the worker and the model on the same machine."""
+        instance = self.get_object()
+        try:
+            instance = services.reinstall_instance(instance, actor=request.user)
+        except InvalidTransition as exc:
+            return conflict(instance, exc, rule="only a machine that is up (ready, or failed after it started) can be reinstalled.")
+        return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["instances"])
+class StatusViewSet(viewsets.ViewSet):
+    """How many instances are in each status."""
+
+    @extend_schema(responses=StatusCountsSerializer)
+    def list(self, request):
+        return Response(StatusCountsSerializer(status_counts()).data)
+
+
+def register(router):
+    router.register("instances", InstanceViewSet, basename="instance")
+    router.register("status", StatusViewSet, basename="status")

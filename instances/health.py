@@ -1,0 +1,60 @@
+"""What the provider's view of a starting machine means for its instance (pure decisions, no I/O).
+
+Machines that run the worker agent (every real cloud, and Mock runtimes that spawn one) become ready by
+heartbeat: the provider can only say that the server runs. A Mock machine of the `none` runtime runs
+nothing, so a running server is all the health there is.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+
+from django.conf import settings
+
+from catalog.services import get_setting
+from instances.models import Instance, Status
+from providers.base import ServerInfo, ServerState
+
+# Statuses in which a machine is on its way to ready; the health sweep watches them.
+STARTUP_STATUSES = frozenset({Status.BOOTING, Status.INSTALLING, Status.STARTING})
+# Statuses in which a machine serves (or finishes serving); the watchdog watches them.
+SERVING_STATUSES = frozenset({Status.READY, Status.DRAINING})
+
+
+class Verdict(enum.Enum):
+    WAIT = "wait"  # not there yet, nothing to do
+    READY = "ready"  # healthy: the instance serves
+    INSTALLING = "installing"  # the server runs; its worker agent installs and will report by heartbeat
+    GONE = "gone"  # the provider no longer knows the server
+    TIMED_OUT = "timed_out"  # past the startup deadline
+
+
+def runs_worker_agent(instance: Instance) -> bool:
+    return not (instance.provider.is_mock and settings.INVENTIV_MOCK_RUNTIME == "none")
+
+
+def startup_deadline(instance: Instance, *, now: datetime) -> datetime:
+    """When a machine starting now must be ready by (model downloads make agent machines slower)."""
+    key = "startup_timeout_install_s" if runs_worker_agent(instance) else "startup_timeout_s"
+    return now + timedelta(seconds=get_setting(key))
+
+
+def startup_verdict(instance: Instance, server: ServerInfo | None, *, now: datetime, agent: bool) -> Verdict:
+    """Decide what happens to a booting/installing/starting `instance` whose server looks like `server`."""
+    if server is None or server.state == ServerState.GONE:
+        return Verdict.GONE
+    if server.state == ServerState.RUNNING and not agent:
+        return Verdict.READY
+    if instance.startup_deadline_at is not None and now >= instance.startup_deadline_at:
+        return Verdict.TIMED_OUT
+    if server.state == ServerState.RUNNING and instance.status == Status.BOOTING:
+        return Verdict.INSTALLING
+    return Verdict.WAIT
+
+
+def serving_verdict(server: ServerInfo | None) -> Verdict:
+    """The watchdog's question for a ready/draining machine: is its server still there?"""
+    if server is None or server.state == ServerState.GONE:
+        return Verdict.GONE
+    return Verdict.WAIT

@@ -1,0 +1,167 @@
+"""The Instance aggregate: one rented GPU machine (or a request for one), from request to archive."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+class Status(models.TextChoices):
+    PROVISIONING = "provisioning", "Provisioning"
+    BOOTING = "booting", "Booting"
+    INSTALLING = "installing", "Installing"
+    STARTING = "starting", "Starting"
+    READY = "ready", "Ready"
+    DRAINING = "draining", "Draining"
+    TERMINATING = "terminating", "Terminating"
+    TERMINATED = "terminated", "Terminated"
+    ARCHIVED = "archived", "Archived"
+    PROVISIONING_FAILED = "provisioning_failed", "Provisioning failed"
+    STARTUP_FAILED = "startup_failed", "Startup failed"
+    FAILED = "failed", "Failed"
+
+
+# Statuses a sweep keeps moving on its own; rows in them refresh themselves in the dashboard.
+TRANSITIONAL = frozenset(
+    {Status.PROVISIONING, Status.BOOTING, Status.INSTALLING, Status.STARTING, Status.DRAINING, Status.TERMINATING}
+)
+# The machine is (or may be) paid for: the provider has, or may soon have, a server for it.
+BILLABLE = frozenset(
+    {
+        Status.PROVISIONING, Status.BOOTING, Status.INSTALLING, Status.STARTING, Status.READY,
+        Status.DRAINING, Status.TERMINATING, Status.STARTUP_FAILED, Status.FAILED,
+    }
+)
+FAILED_STATUSES = frozenset({Status.PROVISIONING_FAILED, Status.STARTUP_FAILED, Status.FAILED})
+# Nothing more will happen to these without an operator.
+FINISHED = frozenset({Status.TERMINATED, Status.ARCHIVED, Status.PROVISIONING_FAILED})
+
+# Badge colour of each status in the dashboard.
+STATUS_COLORS = {
+    Status.PROVISIONING: "blue", Status.BOOTING: "blue", Status.INSTALLING: "purple", Status.STARTING: "sky",
+    Status.READY: "green", Status.DRAINING: "yellow", Status.TERMINATING: "orange", Status.TERMINATED: "gray",
+    Status.ARCHIVED: "gray", Status.PROVISIONING_FAILED: "red", Status.STARTUP_FAILED: "red", Status.FAILED: "red",
+}
+
+
+class ErrorCode(models.TextChoices):
+    MISSING_PARAMS = "MISSING_PARAMS"
+    MISSING_MODEL = "MISSING_MODEL"
+    INVALID_PROVIDER = "INVALID_PROVIDER"
+    INVALID_ZONE = "INVALID_ZONE"
+    INACTIVE_ZONE = "INACTIVE_ZONE"
+    INVALID_INSTANCE_TYPE = "INVALID_INSTANCE_TYPE"
+    INACTIVE_INSTANCE_TYPE = "INACTIVE_INSTANCE_TYPE"
+    INSTANCE_TYPE_NOT_AVAILABLE_IN_ZONE = "INSTANCE_TYPE_NOT_AVAILABLE_IN_ZONE"
+    INVALID_MODEL = "INVALID_MODEL"
+    INCOMPATIBLE_MODEL_INSTANCE = "INCOMPATIBLE_MODEL_INSTANCE"
+    MISSING_PROVIDER_CREDENTIALS = "MISSING_PROVIDER_CREDENTIALS"
+    PROVIDER_CREATE_FAILED = "PROVIDER_CREATE_FAILED"
+    PROVIDER_START_FAILED = "PROVIDER_START_FAILED"
+    PROVIDER_OUT_OF_STOCK = "PROVIDER_OUT_OF_STOCK"
+    PROVIDER_QUOTA_EXCEEDED = "PROVIDER_QUOTA_EXCEEDED"
+    STARTUP_TIMEOUT = "STARTUP_TIMEOUT"
+    HEALTH_CHECK_FAILED = "HEALTH_CHECK_FAILED"
+    WORKER_INSTALL_FAILED = "WORKER_INSTALL_FAILED"
+    MODEL_LOAD_FAILED = "MODEL_LOAD_FAILED"
+    HEARTBEAT_LOST = "HEARTBEAT_LOST"
+    PROVIDER_DELETED = "PROVIDER_DELETED"
+
+
+class Instance(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Placement. Nullable because a rejected request (unknown zone, say) is stored too.
+    provider = models.ForeignKey("catalog.Provider", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    zone = models.ForeignKey("catalog.Zone", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    instance_type = models.ForeignKey(
+        "catalog.InstanceType", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    model = models.ForeignKey("catalog.LlmModel", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The request as it came in (codes), so a rejected one stays traceable.
+    requested = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    status = models.CharField(max_length=30, choices=Status.choices, default=Status.PROVISIONING)
+    error_code = models.CharField(max_length=60, blank=True)
+    error_message = models.TextField(blank=True)
+    deletion_reason = models.CharField(max_length=200, blank=True)
+
+    provider_server_id = models.CharField(max_length=100, blank=True)
+    public_ip = models.GenericIPAddressField(null=True, blank=True)
+    agent_port = models.PositiveIntegerField(null=True, blank=True)
+    engine_port = models.PositiveIntegerField(null=True, blank=True)
+    # The hourly price when the machine was requested; later price changes do not rewrite history.
+    cost_per_hour = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+
+    # Credentials for the machine: only a hash of the worker token; the engine key encrypted at rest.
+    worker_token_hash = models.CharField(max_length=64, blank=True)
+    engine_api_key_encrypted = models.TextField(blank=True)
+
+    # How many times a lost provision was re-queued (capped by the runtime setting provision_max_requeues).
+    requeue_count = models.PositiveIntegerField(default=0)
+    # A worker (task or sweep) is acting on this row until then; others leave it alone. Claims expire on
+    # their own, so a worker killed mid-step never blocks the row for good.
+    claimed_until = models.DateTimeField(null=True, blank=True)
+    # Last time provisioning moved forward (request, claim, server persisted, re-queue): a provision with
+    # no progress for provision_requeue_after_s is taken as lost.
+    progress_at = models.DateTimeField(null=True, blank=True)
+    # A machine still booting/installing/starting after this fails with STARTUP_TIMEOUT.
+    startup_deadline_at = models.DateTimeField(null=True, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    status_changed_at = models.DateTimeField(auto_now_add=True)
+    provider_created_at = models.DateTimeField(null=True, blank=True)
+    booted_at = models.DateTimeField(null=True, blank=True)
+    ready_at = models.DateTimeField(null=True, blank=True)
+    draining_at = models.DateTimeField(null=True, blank=True)
+    terminating_at = models.DateTimeField(null=True, blank=True)
+    terminated_at = models.DateTimeField(null=True, blank=True)
+    failed_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["status", "status_changed_at"], name="instance_status_changed"),
+            models.Index(fields=["provider_server_id"], name="instance_provider_server"),
+        ]
+
+    def __str__(self):
+        return f"{self.id} ({self.status})"
+
+    @property
+    def is_transitional(self) -> bool:
+        return self.status in TRANSITIONAL
+
+    @property
+    def status_color(self) -> str:
+        return STATUS_COLORS.get(self.status, "gray")
+
+
+class OrphanServer(models.Model):
+    """A server carrying Inventiv's tag that no live instance owns, from when a sweep first saw it.
+
+    It is terminated once it has been seen for orphan_grace_s (a create that is still being recorded
+    gets that long to claim it), and the row goes when the provider no longer lists the server.
+    """
+
+    provider = models.ForeignKey("catalog.Provider", on_delete=models.CASCADE, related_name="+")
+    zone = models.CharField(max_length=50)
+    server_id = models.CharField(max_length=100)
+    server_name = models.CharField(max_length=200, blank=True)
+    # The instance id found in the server's tags, if any (unknown to Inventiv, or terminated).
+    instance_id = models.CharField(max_length=64, blank=True)
+    first_seen_at = models.DateTimeField()
+    terminate_requested_at = models.DateTimeField(null=True, blank=True)
+    claimed_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["first_seen_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "zone", "server_id"], name="orphan_server_unique")
+        ]
+
+    def __str__(self):
+        return f"orphan {self.server_id} in {self.zone}"

@@ -1,0 +1,96 @@
+"""Input and output shapes of the instances API. Secrets (worker token hash, engine key) are never output."""
+
+from rest_framework import serializers
+
+from instances.models import ErrorCode, Instance, Status
+from instances.selectors import progress_percent
+from monitoring.serializers import ActionLogSerializer
+
+CODE_MAX_LENGTH = 200
+
+
+class CodeField(serializers.CharField):
+    """A catalog code. Absent, null or blank values go through (the service answers MISSING_PARAMS /
+    MISSING_MODEL and stores the request); a number, list or object is a plain 400."""
+
+    def __init__(self, **kwargs):
+        super().__init__(required=False, allow_null=True, allow_blank=True, max_length=CODE_MAX_LENGTH, **kwargs)
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class InstanceCreateSerializer(serializers.Serializer):
+    provider = CodeField(help_text="Provider code, e.g. mock or scaleway")
+    zone = CodeField(help_text="Zone code, e.g. fr-par-2")
+    instance_type = CodeField(help_text="Instance type code, e.g. L4-1-24G")
+    model = CodeField(help_text="LLM model code, e.g. Qwen/Qwen2.5-7B-Instruct")
+
+    def request_arguments(self) -> dict:
+        return {name: self.validated_data.get(name) for name in self.fields}
+
+
+class InstanceRejectedSerializer(serializers.Serializer):
+    error_code = serializers.ChoiceField(choices=ErrorCode.choices)
+    message = serializers.CharField()
+    instance_id = serializers.UUIDField(help_text="The stored provisioning_failed request")
+
+
+class TerminateSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, max_length=200, default="operator request")
+
+
+class InstanceSerializer(serializers.ModelSerializer):
+    provider = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    zone = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    instance_type = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    model = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
+    created_by = serializers.SlugRelatedField(slug_field="username", read_only=True, allow_null=True)
+    status_color = serializers.CharField(read_only=True)
+    is_transitional = serializers.BooleanField(read_only=True)
+    progress_percent = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Instance
+        fields = [
+            "id", "status", "status_color", "progress_percent", "is_transitional",
+            "provider", "zone", "instance_type", "model", "requested", "created_by",
+            "error_code", "error_message", "deletion_reason",
+            "provider_server_id", "public_ip", "agent_port", "engine_port", "cost_per_hour", "requeue_count",
+            "created_at", "status_changed_at", "provider_created_at", "booted_at", "ready_at", "draining_at",
+            "terminating_at", "terminated_at", "failed_at", "archived_at",
+        ]
+        read_only_fields = fields
+
+    def get_progress_percent(self, instance: Instance) -> int:
+        return progress_percent(instance.status)
+
+
+class TimelineEntrySerializer(ActionLogSerializer):
+    """An action log with its action type's label and colour, as the timeline shows it."""
+
+    type_label = serializers.CharField(source="type.label", default="", read_only=True)
+    type_color = serializers.CharField(source="type.color", default="gray", read_only=True)
+    type_icon = serializers.CharField(source="type.icon", default="", read_only=True)
+
+    class Meta(ActionLogSerializer.Meta):
+        fields = [*ActionLogSerializer.Meta.fields, "type_label", "type_color", "type_icon"]
+        read_only_fields = fields
+
+
+class InstanceDetailSerializer(InstanceSerializer):
+    timeline = TimelineEntrySerializer(many=True, read_only=True, help_text="Action logs, oldest first")
+
+    class Meta(InstanceSerializer.Meta):
+        fields = [*InstanceSerializer.Meta.fields, "timeline"]
+        read_only_fields = fields
+
+
+class StatusCountsSerializer(serializers.Serializer):
+    total = serializers.IntegerField(help_text="All instances, archived included")
+    active = serializers.IntegerField(help_text="Instances not archived")
+    by_status = serializers.DictField(
+        child=serializers.IntegerField(), help_text=f"Instances per status ({', '.join(Status.values)})"
+    )

@@ -1,0 +1,106 @@
+"""Small builders for instance tests, and the one thing tests may fake: the clock."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import pytest
+from django.utils import timezone
+
+from catalog.models import InstanceType, LlmModel, Provider, RuntimeSetting, Zone
+from catalog.services import update_setting
+from catalog.setting_specs import SETTING_SPECS
+from instances.models import Instance, Status
+from instances.services import request_instance
+from monitoring.models import ActionLog
+from providers.base import INVENTIV_TAG, ServerSpec, instance_tag, server_name
+from providers.mock import MockProvider
+from providers.models import MockServer
+
+MOCK_REQUEST = {"provider": "mock", "zone": "mock-eu-1", "instance_type": "MOCK-GPU-S", "model": "mock-echo"}
+
+
+class FakeClock:
+    """Stands in for django.utils.timezone.now: time moves only when a test says so."""
+
+    def __init__(self, start: datetime):
+        self.current = start
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def advance(self, seconds: float) -> datetime:
+        self.current += timedelta(seconds=seconds)
+        return self.current
+
+
+@pytest.fixture
+def clock(monkeypatch) -> FakeClock:
+    fake = FakeClock(timezone.now())
+    # Every module calls timezone.now() through the module, so this moves the whole process's clock.
+    monkeypatch.setattr(timezone, "now", fake)
+    return fake
+
+
+@pytest.fixture
+def mock_cloud(seed):
+    """The catalog seed with a Mock cloud that boots and deletes at once."""
+    set_setting("mock_boot_delay_s", 0)
+    set_setting("mock_deletion_delay_s", 0)
+
+
+def set_setting(key: str, value) -> None:
+    spec = SETTING_SPECS[key]
+    row, _ = RuntimeSetting.objects.get_or_create(
+        key=key, defaults={"value_type": spec.value_type, "value": spec.default, "default": spec.default,
+                           "min_value": spec.min_value, "max_value": spec.max_value},
+    )
+    update_setting(row, value=value)
+
+
+def request_mock(**overrides) -> Instance:
+    return request_instance(**{**MOCK_REQUEST, **overrides})
+
+
+def fresh(instance: Instance) -> Instance:
+    return Instance.objects.get(pk=instance.pk)
+
+
+def action_types(instance: Instance) -> list[str]:
+    rows = ActionLog.objects.filter(instance_id=instance.pk).order_by("created_at", "id")
+    return list(rows.values_list("action_type", flat=True))
+
+
+def servers_of(instance: Instance):
+    return MockServer.objects.filter(instance_id=str(instance.pk))
+
+
+def make_instance(*, status: str = Status.READY, with_server: bool = True, started: bool = True,
+                  **fields) -> Instance:
+    """A Mock instance in `status`, with a real Mock server (created and powered on) unless told otherwise."""
+    instance = Instance.objects.create(
+        provider=Provider.objects.get(code="mock"),
+        zone=Zone.objects.get(code="mock-eu-1"),
+        instance_type=InstanceType.objects.get(code="MOCK-GPU-S"),
+        model=LlmModel.objects.get(code="mock-echo"),
+        requested=dict(MOCK_REQUEST),
+        status=status,
+        **fields,
+    )
+    if with_server:
+        server = create_mock_server(str(instance.pk), started=started)
+        instance.provider_server_id, instance.public_ip = server.server_id, server.public_ip
+        instance.save(update_fields=["provider_server_id", "public_ip"])
+    return instance
+
+
+def create_mock_server(instance_id: str, *, started: bool = True, tags: list[str] | None = None):
+    """A server as Inventiv (or a killed earlier attempt of it) would have created it."""
+    provider = MockProvider()
+    server = provider.create_server(ServerSpec(
+        instance_id=instance_id, zone="mock-eu-1", commercial_type="MOCK-GPU-S", name=server_name(instance_id),
+        tags=tags if tags is not None else [INVENTIV_TAG, instance_tag(instance_id)],
+    ))
+    if started:
+        provider.start_server(server.server_id, zone="mock-eu-1")
+    return server

@@ -1,0 +1,272 @@
+"""request_instance validation, provider errors, idempotent provisioning and per-instance credentials."""
+
+import re
+
+import pytest
+
+from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, Zone
+from instances.credentials import engine_api_key, verify_worker_token
+from instances.models import ErrorCode, Instance, Status
+from instances.services import provision_instance, request_instance
+from instances.tests.factories import (  # noqa: F401 (fixtures)
+    MOCK_REQUEST,
+    action_types,
+    create_mock_server,
+    fresh,
+    make_instance,
+    mock_cloud,
+    request_mock,
+    servers_of,
+)
+from monitoring.models import ActionLog
+from providers.mock import inject_fault
+from providers.models import MockServer
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _deactivate(model, **lookup):
+    model.objects.filter(**lookup).update(active=False)
+
+
+REJECTIONS = [
+    ({"provider": None}, ErrorCode.MISSING_PARAMS, None),
+    ({"zone": "  "}, ErrorCode.MISSING_PARAMS, None),
+    ({"instance_type": ""}, ErrorCode.MISSING_PARAMS, None),
+    ({"model": None}, ErrorCode.MISSING_MODEL, None),
+    ({"provider": "azure"}, ErrorCode.INVALID_PROVIDER, None),
+    ({}, ErrorCode.INVALID_PROVIDER, lambda: _deactivate(Provider, code="mock")),
+    ({"zone": "fr-par-2"}, ErrorCode.INVALID_ZONE, None),
+    ({}, ErrorCode.INACTIVE_ZONE, lambda: _deactivate(Zone, code="mock-eu-1")),
+    ({}, ErrorCode.INACTIVE_ZONE, lambda: _deactivate(Region, code="mock-eu")),
+    ({"instance_type": "L4-1-24G"}, ErrorCode.INVALID_INSTANCE_TYPE, None),
+    ({}, ErrorCode.INACTIVE_INSTANCE_TYPE, lambda: _deactivate(InstanceType, code="MOCK-GPU-S")),
+    ({}, ErrorCode.INSTANCE_TYPE_NOT_AVAILABLE_IN_ZONE,
+     lambda: InstanceTypeZone.objects.filter(instance_type__code="MOCK-GPU-S").delete()),
+    ({"model": "acme/unknown-7b"}, ErrorCode.INVALID_MODEL, None),
+    ({}, ErrorCode.INVALID_MODEL, lambda: _deactivate(LlmModel, code="mock-echo")),
+    ({"model": "Qwen/Qwen2.5-7B-Instruct"}, ErrorCode.INCOMPATIBLE_MODEL_INSTANCE, None),
+]
+
+
+@pytest.mark.parametrize(("overrides", "code", "prepare"), REJECTIONS)
+def test_an_invalid_request_is_stored_as_provisioning_failed_with_its_code(mock_cloud, overrides, code, prepare):
+    if prepare:
+        prepare()
+
+    instance = request_mock(**overrides)
+
+    instance = fresh(instance)
+    assert instance.status == Status.PROVISIONING_FAILED
+    assert instance.error_code == code
+    assert instance.error_message
+    assert instance.failed_at is not None
+    assert action_types(instance) == ["REQUEST_CREATE"]
+    row = ActionLog.objects.get(instance_id=instance.pk)
+    assert (row.status, row.error_code, row.component) == ("failed", code, "api")
+    assert MockServer.objects.count() == 0
+
+
+def test_a_scaleway_type_outside_its_zones_is_not_available_there(mock_cloud):
+    instance = request_instance(provider="scaleway", zone="fr-par-1", instance_type="L4-1-24G",
+                                model="Qwen/Qwen2.5-0.5B-Instruct")
+
+    assert instance.error_code == ErrorCode.INSTANCE_TYPE_NOT_AVAILABLE_IN_ZONE
+    assert "fr-par-1" in instance.error_message
+
+
+def test_a_rejected_request_keeps_what_it_asked_for_and_what_was_found(mock_cloud):
+    instance = fresh(request_mock(model="acme/unknown-7b"))
+
+    assert instance.requested == {**MOCK_REQUEST, "model": "acme/unknown-7b"}
+    assert (instance.provider.code, instance.zone.code, instance.instance_type.code) == (
+        "mock", "mock-eu-1", "MOCK-GPU-S")
+    assert instance.model is None
+
+
+def test_a_pool_request_is_logged_as_the_autoscalers(mock_cloud):
+    instance = request_mock(pool_id=42)
+
+    assert fresh(instance).requested["pool_id"] == "42"
+    assert ActionLog.objects.get(instance_id=instance.pk, action_type="REQUEST_CREATE").component == "autoscaler"
+
+
+def test_a_permanent_create_error_fails_the_instance_without_a_server(mock_cloud):
+    inject_fault("create_fails", message="API said no")
+
+    instance = fresh(request_mock())
+
+    assert instance.status == Status.PROVISIONING_FAILED
+    assert instance.error_code == ErrorCode.PROVIDER_CREATE_FAILED
+    assert "API said no" in instance.error_message
+    assert instance.provider_server_id == ""
+    assert MockServer.objects.count() == 0
+    assert action_types(instance) == ["REQUEST_CREATE", "EXECUTE_CREATE", "PROVIDER_CREATE", "EXECUTE_CREATE"]
+
+
+@pytest.mark.parametrize(("kind", "code"), [
+    ("out_of_stock", ErrorCode.PROVIDER_OUT_OF_STOCK),
+    ("quota_exceeded", ErrorCode.PROVIDER_QUOTA_EXCEEDED),
+])
+def test_out_of_stock_and_quota_errors_keep_their_own_code(mock_cloud, kind, code):
+    inject_fault(kind, zone="mock-eu-1", commercial_type="MOCK-GPU-S")
+
+    instance = fresh(request_mock())
+
+    assert (instance.status, instance.error_code) == (Status.PROVISIONING_FAILED, code)
+    assert MockServer.objects.count() == 0
+
+
+def test_a_fault_for_another_type_does_not_touch_this_request(mock_cloud):
+    inject_fault("out_of_stock", commercial_type="MOCK-4GPU-M")
+
+    assert fresh(request_mock()).status == Status.READY
+
+
+def test_a_transient_create_error_is_retried_and_creates_one_server(mock_cloud):
+    inject_fault("create_fails", permanent=False, remaining=2)
+
+    instance = fresh(request_mock())
+
+    assert instance.status == Status.READY
+    assert servers_of(instance).count() == 1
+    creates = ActionLog.objects.filter(instance_id=instance.pk, action_type="PROVIDER_CREATE")
+    assert list(creates.order_by("id").values_list("status", flat=True)) == ["failed", "failed", "success"]
+
+
+def test_a_transient_error_that_never_clears_leaves_the_provision_to_the_sweep(mock_cloud):
+    inject_fault("create_fails", permanent=False, remaining=None)
+
+    instance = fresh(request_mock())
+
+    assert instance.status == Status.PROVISIONING
+    assert instance.claimed_until is None
+    assert MockServer.objects.count() == 0
+    # The first run and every bounded retry tried once each.
+    assert ActionLog.objects.filter(instance_id=instance.pk, action_type="PROVIDER_CREATE").count() == 6
+
+
+def test_a_power_on_failure_fails_the_instance_and_deletes_its_server(mock_cloud):
+    inject_fault("start_fails")
+
+    instance = fresh(request_mock())
+
+    assert instance.status == Status.TERMINATED
+    assert instance.error_code == ErrorCode.PROVIDER_START_FAILED
+    assert instance.deletion_reason == ErrorCode.PROVIDER_START_FAILED
+    assert servers_of(instance).get().deleted_at is not None
+    failed = ActionLog.objects.get(instance_id=instance.pk, instance_status_after=Status.PROVISIONING_FAILED)
+    assert failed.error_code == ErrorCode.PROVIDER_START_FAILED
+
+
+def test_running_provision_again_on_a_ready_instance_does_nothing(mock_cloud):
+    instance = request_mock()
+    logged = action_types(instance)
+
+    provision_instance(instance.pk)
+    provision_instance(instance.pk)
+
+    assert servers_of(instance).count() == 1
+    assert action_types(instance) == logged
+
+
+def test_a_provision_killed_after_the_create_finds_its_server_again(mock_cloud):
+    instance = make_instance(status=Status.PROVISIONING, with_server=False)
+    # What a worker killed inside the create call leaves behind: a server that Inventiv never recorded.
+    earlier = create_mock_server(str(instance.pk), started=False)
+
+    provision_instance(instance.pk)
+
+    instance = fresh(instance)
+    assert instance.status == Status.READY
+    assert instance.provider_server_id == earlier.server_id
+    assert servers_of(instance).count() == 1
+
+
+def test_a_provision_with_a_stored_server_id_skips_the_create(mock_cloud):
+    instance = make_instance(status=Status.PROVISIONING, started=False)
+
+    provision_instance(instance.pk)
+
+    assert fresh(instance).status == Status.READY
+    assert "PROVIDER_CREATE" not in action_types(instance)
+    assert servers_of(instance).count() == 1
+
+
+def test_a_provider_without_credentials_fails_with_missing_credentials(mock_cloud, monkeypatch):
+    for name in ("SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(f"{name}_FILE", raising=False)
+
+    instance = fresh(request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-1-24G",
+                                      model="Qwen/Qwen2.5-0.5B-Instruct"))
+
+    assert (instance.status, instance.error_code) == (Status.PROVISIONING_FAILED,
+                                                      ErrorCode.MISSING_PROVIDER_CREDENTIALS)
+    assert "credentials" in instance.error_message
+
+
+def test_the_machine_gets_its_credentials_and_inventiv_keeps_only_a_hash_and_a_ciphertext(mock_cloud):
+    instance = fresh(request_mock())
+    env = servers_of(instance).get().runtime_env
+    token, key = env["INVENTIV_WORKER_TOKEN"], env["INVENTIV_ENGINE_API_KEY"]
+
+    assert re.fullmatch(r"[0-9a-f]{64}", instance.worker_token_hash)
+    assert verify_worker_token(instance, token)
+    assert not verify_worker_token(instance, token[:-1] + ("A" if token[-1] != "A" else "B"))
+    assert not verify_worker_token(instance, "")
+    assert engine_api_key(instance) == key
+    assert env["INVENTIV_INSTANCE_ID"] == str(instance.pk) and env["INVENTIV_MODEL"] == "mock-echo"
+    stored = " ".join(str(value) for value in Instance.objects.filter(pk=instance.pk).values().get().values())
+    logged = " ".join(str(row) for row in ActionLog.objects.filter(instance_id=instance.pk).values())
+    for secret in (token, key):
+        assert secret not in stored and secret not in logged
+
+
+def test_every_instance_gets_its_own_credentials(mock_cloud):
+    first, second = fresh(request_mock()), fresh(request_mock())
+
+    assert first.worker_token_hash != second.worker_token_hash
+    assert engine_api_key(first) != engine_api_key(second)
+    assert not verify_worker_token(second, servers_of(first).get().runtime_env["INVENTIV_WORKER_TOKEN"])
+
+
+@pytest.fixture
+def scaleway_cloud(mock_cloud, monkeypatch):
+    """The Scaleway adapter, configured from the environment as in production, talking to a loopback fake."""
+    from providers.testing.fake_scaleway import TEST_ACCESS_KEY, TEST_PROJECT_ID, FakeScaleway
+
+    with FakeScaleway() as fake:
+        for name, value in {"SCW_ACCESS_KEY": TEST_ACCESS_KEY, "SCW_SECRET_KEY": fake.secret_key,
+                            "SCW_DEFAULT_PROJECT_ID": TEST_PROJECT_ID, "SCW_API_URL": fake.url}.items():
+            monkeypatch.setenv(name, value)
+        yield fake
+
+
+def test_a_scaleway_machine_boots_with_cloud_init_and_waits_for_its_worker_agent(scaleway_cloud):
+    instance = fresh(request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-2-24G",
+                                      model="Qwen/Qwen2.5-7B-Instruct"))
+
+    # Machines that run the worker agent become ready by heartbeat, not by the provider's word.
+    assert instance.status == Status.INSTALLING
+    assert instance.public_ip
+    user_data = scaleway_cloud.user_data[instance.provider_server_id]["cloud-init"].decode()
+    assert user_data.startswith("#cloud-config")
+    token = re.search(r"INVENTIV_WORKER_TOKEN=(\S+)", user_data).group(1).strip("'\"")
+    assert verify_worker_token(instance, token)
+    assert "--tensor-parallel-size" in user_data
+    assert action_types(instance)[-2:] == ["INSTANCE_CREATED", "HEALTH_CHECK"]
+
+
+def test_a_scaleway_machine_is_deleted_with_its_volumes_on_terminate(scaleway_cloud):
+    from instances.services import terminate_instance
+
+    instance = request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-1-24G",
+                                model="Qwen/Qwen2.5-0.5B-Instruct")
+    terminate_instance(instance, reason="test")
+
+    instance = fresh(instance)
+    assert instance.status == Status.TERMINATED
+    assert action_types(instance)[-3:] == ["PROVIDER_TERMINATE", "TERMINATION_CONFIRMED", "INSTANCE_TERMINATED"]
+    assert scaleway_cloud.servers == {}
+    assert scaleway_cloud.block_volumes == {} and scaleway_cloud.local_volumes == {}
