@@ -6,6 +6,7 @@ VENV=${VENV:-.venv}
 HOST=${HOST:-127.0.0.1}
 PORT=${PORT:-8000}
 export INVENTIV_PUBLIC_URL=${INVENTIV_PUBLIC_URL:-http://$HOST:$PORT}
+export INVENTIV_MOCK_RUNTIME=${INVENTIV_MOCK_RUNTIME:-process}  # each Mock instance: a real agent + simulator
 mkdir -p var
 pids=()
 cleanup() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }

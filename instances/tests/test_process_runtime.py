@@ -1,0 +1,119 @@
+"""The Mock `process` runtime end to end: a real worker agent and simulator per instance, reporting to a live
+control plane. Readiness comes from a real heartbeat; a killed agent is lost; termination stops everything."""
+
+import os
+import signal
+import time
+from datetime import timedelta
+
+import psutil
+import pytest
+import requests
+from django.utils import timezone
+
+from instances.credentials import engine_api_key
+from instances.models import ErrorCode, Status
+from instances.services import terminate_instance
+from instances.tests.factories import action_types, fresh, mock_cloud, request_mock, set_setting  # noqa: F401
+from instances.workers import is_worker_fresh, sweep_lost_heartbeats
+from monitoring.models import WorkerState
+from providers import mock_process
+from providers.models import MockServer
+
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+
+HEARTBEAT_S = 1  # the smallest heartbeat_interval_s the setting allows
+STALE_MISSED = 3  # the seeded heartbeat_stale_missed
+GRACE_S = 180  # the seeded heartbeat_lost_grace_s
+WAIT_S = 30  # generous for two busy cores; a healthy run takes a few seconds
+POLL_S = 0.1
+HTTP_TIMEOUT_S = 10
+
+
+def wait_for(predicate, *, timeout: float = WAIT_S, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(POLL_S)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+@pytest.fixture
+def process_cloud(mock_cloud, settings, live_server, tmp_path):
+    """The Mock cloud with the process runtime, its agents reporting to the live server."""
+    settings.INVENTIV_MOCK_RUNTIME = "process"
+    settings.PUBLIC_URL = live_server.url
+    settings.VAR_DIR = tmp_path  # each agent's log lands under tmp_path/mock/<server id>/
+    set_setting("heartbeat_interval_s", HEARTBEAT_S)
+    yield
+    # Whatever a failed test left running is stopped here: no agent or simulator outlives its test.
+    for server in MockServer.objects.all():
+        mock_process.ProcessRuntime().stop(server)
+
+
+def ready_instance():
+    instance = request_mock()
+    wait_for(lambda: fresh(instance).status == Status.READY, what="the instance to be ready")
+    return fresh(instance)
+
+
+def processes_of(instance) -> list[int]:
+    metadata = MockServer.objects.get(pk=instance.provider_server_id).metadata
+    return [process.pid for process in mock_process.running_processes(metadata)]
+
+
+def test_a_process_instance_becomes_ready_by_heartbeat_and_serves_with_its_engine_key(process_cloud):
+    started = time.monotonic()
+    instance = ready_instance()
+
+    assert time.monotonic() - started < WAIT_S
+    assert "WORKER_REGISTERED" in action_types(instance)
+    assert action_types(instance)[-3:] == ["WORKER_VLLM_HTTP_OK", "WORKER_MODEL_LOADED", "INSTANCE_READY"]
+    assert WorkerState.objects.get(instance_id=instance.pk).status == "ready"
+    assert instance.public_ip == "127.0.0.1" and instance.agent_port and instance.engine_port
+    answer = requests.post(
+        f"http://127.0.0.1:{instance.engine_port}/v1/chat/completions", timeout=HTTP_TIMEOUT_S,
+        headers={"Authorization": f"Bearer {engine_api_key(instance)}"},
+        json={"model": "mock-echo", "messages": [{"role": "user", "content": "hello there"}], "max_tokens": 4},
+    )
+    assert answer.status_code == 200
+    assert answer.json()["choices"][0]["message"]["content"] == "hello there hello there"
+    refused = requests.get(f"http://127.0.0.1:{instance.engine_port}/v1/models", timeout=HTTP_TIMEOUT_S)
+    assert refused.status_code == 401
+
+    pids = processes_of(instance)
+    assert len(pids) == 2  # the agent and its simulator
+    terminate_instance(instance, reason="test")
+
+    assert fresh(instance).status == Status.TERMINATED
+    assert all(gone(pid) for pid in pids)
+
+
+def test_a_killed_agent_goes_stale_then_its_instance_is_lost_and_its_engine_stopped(process_cloud, monkeypatch):
+    instance = ready_instance()
+    pids = processes_of(instance)
+    agent_pid = MockServer.objects.get(pk=instance.provider_server_id).metadata["pid"]
+
+    os.killpg(agent_pid, signal.SIGKILL)
+    killed_at = time.monotonic()
+    wait_for(lambda: not is_worker_fresh(instance.pk), timeout=HEARTBEAT_S * (STALE_MISSED + 2),
+             what="the worker to go stale")
+    assert time.monotonic() - killed_at <= HEARTBEAT_S * (STALE_MISSED + 2)
+    assert fresh(instance).status == Status.READY
+
+    later = timezone.now() + timedelta(seconds=GRACE_S + 1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    assert sweep_lost_heartbeats() == 1
+
+    instance = fresh(instance)
+    assert (instance.status, instance.error_code) == (Status.TERMINATED, ErrorCode.HEARTBEAT_LOST)
+    assert all(gone(pid) for pid in pids)  # the simulator outlived its agent until the termination

@@ -1,0 +1,62 @@
+"""A control plane that speaks PROTOCOL.md and records what the agent sends (test helper)."""
+
+from typing import Any
+
+from aiohttp import web
+
+from worker_agent.simulator.inprocess import AppThread
+
+
+class StubControlPlane:
+    """Answers register/heartbeat; tests flip `action`, `fail_status` or call `forget()`."""
+
+    def __init__(self, *, token: str, heartbeat_interval_s: float) -> None:
+        self.token = token
+        self.heartbeat_interval_s = heartbeat_interval_s
+        self.registrations: list[dict[str, Any]] = []
+        self.heartbeats: list[dict[str, Any]] = []
+        self.rejected = 0  # calls answered with fail_status or 401
+        self.action = "serve"
+        self.fail_status: int | None = None
+        self._registered: set[str] = set()
+        self.app = web.Application()
+        self.app.router.add_post("/api/worker/register", self._register)
+        self.app.router.add_post("/api/worker/heartbeat", self._heartbeat)
+
+    def forget(self) -> None:
+        """Lose every registration, as a control plane restored from an old backup would."""
+        self._registered.clear()
+
+    def statuses(self) -> list[str]:
+        return [beat["status"] for beat in list(self.heartbeats)]
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        if self.fail_status is not None:
+            self.rejected += 1
+            return web.json_response({"error": "unavailable"}, status=self.fail_status)
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            self.rejected += 1
+            return web.json_response({"error": "unauthorized"}, status=401)
+        return None
+
+    async def _register(self, request: web.Request) -> web.Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        body = await request.json()
+        self.registrations.append(body)
+        self._registered.add(body["instance_id"])
+        return web.json_response({"heartbeat_interval_s": self.heartbeat_interval_s})
+
+    async def _heartbeat(self, request: web.Request) -> web.Response:
+        refusal = self._refusal(request)
+        if refusal is not None:
+            return refusal
+        body = await request.json()
+        if body["instance_id"] not in self._registered:
+            return web.json_response({"error": "not registered"}, status=409)
+        self.heartbeats.append(body)
+        return web.json_response({"action": self.action, "heartbeat_interval_s": self.heartbeat_interval_s})
+
+    def serve(self, port: int = 0) -> AppThread:
+        return AppThread(self.app, port=port).start()

@@ -1,0 +1,50 @@
+"""Agent settings from INVENTIV_* variables and flags."""
+
+import pytest
+
+from worker_agent.config import ConfigError, load_config
+from worker_agent.engine_command import engine_command, printable
+
+BASE = {
+    "INVENTIV_CONTROL_PLANE_URL": "https://cp.example/",
+    "INVENTIV_INSTANCE_ID": "inst-1",
+    "INVENTIV_WORKER_TOKEN": "wt-abc",
+    "INVENTIV_MODEL": "Qwen/Qwen2.5-7B-Instruct",
+}
+
+
+def test_it_reads_the_environment_with_documented_defaults():
+    config = load_config([], BASE)
+    assert config.control_plane_url == "https://cp.example"
+    assert config.served_model_name == "Qwen/Qwen2.5-7B-Instruct"
+    assert (config.engine_port, config.agent_port, config.agent_host) == (8000, 8081, "0.0.0.0")
+    assert (config.engine_mode, config.heartbeat_interval_s) == ("vllm", 5.0)
+
+
+def test_its_flags_override_the_environment():
+    config = load_config(["--engine-mode", "attach", "--agent-port", "9100", "--served-model-name", "qwen"], BASE)
+    assert (config.engine_mode, config.agent_port, config.served_model_name) == ("attach", 9100, "qwen")
+
+
+def test_it_fails_loudly_on_missing_or_unreadable_settings():
+    with pytest.raises(ConfigError, match="INVENTIV_WORKER_TOKEN"):
+        load_config([], {k: v for k, v in BASE.items() if k != "INVENTIV_WORKER_TOKEN"})
+    with pytest.raises(ConfigError, match="INVENTIV_ENGINE_MODE"):
+        load_config([], {**BASE, "INVENTIV_ENGINE_MODE": "docker"})
+    with pytest.raises(ConfigError, match="INVENTIV_HEARTBEAT_INTERVAL_S"):
+        load_config([], {**BASE, "INVENTIV_HEARTBEAT_INTERVAL_S": "0"})
+    with pytest.raises(ConfigError, match="INVENTIV_AGENT_PORT"):
+        load_config([], {**BASE, "INVENTIV_AGENT_PORT": "70000"})
+
+
+def test_it_keeps_secrets_out_of_its_repr_and_printed_commands():
+    env = {**BASE, "INVENTIV_ENGINE_API_KEY": "ek-123", "INVENTIV_ENGINE_ARGS": "--max-model-len 8192"}
+    config = load_config([], env)
+    assert "wt-abc" not in repr(config) and "ek-123" not in repr(config)
+    argv = engine_command(config)
+    assert argv[:3] == ["vllm", "serve", "Qwen/Qwen2.5-7B-Instruct"] and argv[-2:] == ["--max-model-len", "8192"]
+    assert "ek-123" in argv and "ek-123" not in printable(argv)
+
+
+def test_it_starts_no_engine_in_attach_mode():
+    assert engine_command(load_config(["--engine-mode", "attach"], BASE)) is None
