@@ -1,0 +1,254 @@
+"""The data plane's ASGI application: `/v1/models`, `/v1/chat/completions`, `/v1/completions`,
+`/v1/embeddings`, served beside Django (inventiv/asgi.py sends `/v1/` here) but outside its request stack.
+
+Per request: authenticate the key against the in-memory index, read and check the body, apply the key's
+model list and limits, forward (router/proxy.py), and append a trace for the usage writer. Nothing on
+this path waits for the database.
+
+Errors are OpenAI-shaped (router/errors.py). A key not allowed to use a model gets 403
+`model_not_allowed` rather than a 404 that would pretend the model does not exist: the key holder learns
+why, and an operator reading traces sees the difference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+
+from django.utils import timezone
+
+from router import errors
+from router.keys import KeyEntry, hash_key
+from router.models import RequestTrace
+from router.proxy import Call, forward
+from router.runtime import RouterConfig, RouterRuntime
+from router.usage import TraceRecord
+
+log = logging.getLogger(__name__)
+
+Outcome = RequestTrace.Outcome
+MODELS_PATH = "/v1/models"
+# Each generation route, with the field its body must carry.
+ROUTES = {
+    "/v1/chat/completions": "messages",
+    "/v1/completions": "prompt",
+    "/v1/embeddings": "input",
+}
+STREAMING_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})
+BEARER = b"bearer "
+OUTCOMES_BY_STATUS = {
+    400: Outcome.CLIENT_ERROR, 403: Outcome.FORBIDDEN, 404: Outcome.CLIENT_ERROR, 413: Outcome.CLIENT_ERROR,
+    429: Outcome.RATE_LIMITED, 502: Outcome.UPSTREAM_ERROR, 503: Outcome.NO_INSTANCE,
+}
+JSON_HEADERS = [(b"content-type", b"application/json")]
+CLIENT_CLOSED_REQUEST = 499
+
+
+class ClientGone(Exception):
+    """The client hung up before its request body arrived."""
+
+
+class RouterApp:
+    """An ASGI app; its runtime (caches, tasks, upstream session) is made per event loop on first use."""
+
+    def __init__(self, config: RouterConfig | None = None) -> None:
+        self.config = config or RouterConfig()
+        self._runtimes: dict[asyncio.AbstractEventLoop, RouterRuntime] = {}
+
+    def runtime(self) -> RouterRuntime:
+        loop = asyncio.get_running_loop()
+        runtime = self._runtimes.get(loop)
+        if runtime is None:
+            runtime = self._runtimes[loop] = RouterRuntime(self.config)
+            runtime.start()
+        return runtime
+
+    def runtimes(self) -> list[RouterRuntime]:
+        """The runtimes running now, one per event loop that served this app (for tests and inspection)."""
+        return list(self._runtimes.values())
+
+    async def shutdown(self) -> None:
+        runtime = self._runtimes.pop(asyncio.get_running_loop(), None)
+        if runtime is not None:
+            await runtime.stop()
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self.handle(scope, receive, send)
+
+    async def lifespan(self, receive, send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                # Serve once the first table is in (or give up waiting: the refresh keeps trying).
+                if not await self.runtime().wait_loaded():
+                    log.warning("the router starts without a routing table: the database did not answer")
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def handle(self, scope, receive, send) -> None:
+        started = time.perf_counter()
+        runtime = self.runtime()
+        try:
+            if not runtime.loaded and not await runtime.wait_loaded():
+                raise errors.router_not_ready()
+            key, session_id = _read_headers(runtime, scope["headers"])
+            path, method = scope["path"], scope["method"]
+            if path == MODELS_PATH or path.startswith(MODELS_PATH + "/"):
+                if method != "GET":
+                    raise errors.method_not_allowed(method, path)
+                await _send_json(send, 200, _models_answer(runtime, key, path))
+                return
+            if path not in ROUTES:
+                raise errors.path_not_found(path)
+            if method != "POST":
+                raise errors.method_not_allowed(method, path)
+            body = await _read_body(receive, runtime.config.max_body_bytes)
+        except errors.ApiError as error:
+            await _send_error(send, error)
+            return
+        except ClientGone:
+            return
+        await self._generate(runtime, path, body, key, session_id, send, receive, started)
+
+    async def _generate(self, runtime: RouterRuntime, path: str, body: bytes, key: KeyEntry,
+                        session_id: str | None, send, receive, started: float) -> None:
+        trace = TraceRecord(api_key_id=key.id, endpoint=path.removeprefix("/v1/"), model="", status_code=0,
+                            outcome=Outcome.OK, created_at=timezone.now(), latency_ms=0.0)
+        try:
+            call = _parse_call(path, body, session_id)
+            trace.model, trace.stream = call.model, call.stream
+            if call.model not in runtime.table.known_models:
+                raise errors.model_not_found(call.model)
+            if not key.may_use(call.model):
+                raise errors.model_not_allowed(call.model)
+            if key.over_budget:
+                raise errors.budget_exceeded()
+            refused = runtime.limiter.admit(key)
+            if refused is not None:
+                limit, wait = refused
+                raise errors.rate_limited(f"This API key reached its {limit} limit; retry in {wait:.0f} s.",
+                                          retry_after_s=wait)
+            await forward(runtime, call, trace, send, receive, started)
+        except errors.ApiError as error:
+            trace.status_code = error.status
+            trace.outcome = OUTCOMES_BY_STATUS.get(error.status, Outcome.CLIENT_ERROR)
+            trace.error_message = trace.error_message or error.message
+            trace.latency_ms = (time.perf_counter() - started) * 1000
+            await _send_error(send, error)
+        except Exception as exc:
+            log.exception("the router failed on %s", path)
+            trace.outcome, trace.error_message = Outcome.UPSTREAM_ERROR, f"router error: {exc}"
+            trace.latency_ms = (time.perf_counter() - started) * 1000
+            if trace.status_code == 0:  # nothing sent yet: the client still gets a proper answer
+                trace.status_code = 500
+                await _send_error(send, errors.ApiError(500, "The router failed on this request.",
+                                                        type="server_error", code="router_error"))
+        finally:
+            if trace.status_code == 0:
+                # Cancelled before any answer (the server stopping, the client gone): nginx's 499 says so.
+                trace.status_code, trace.outcome = CLIENT_CLOSED_REQUEST, Outcome.CLIENT_DISCONNECTED
+                trace.latency_ms = (time.perf_counter() - started) * 1000
+            runtime.usage.record(trace)
+            if trace.prompt_tokens is not None:
+                runtime.limiter.add_tokens(key, trace.prompt_tokens + (trace.completion_tokens or 0))
+
+
+def _read_headers(runtime: RouterRuntime, headers) -> tuple[KeyEntry, str | None]:
+    """The caller's key (or 401) and the optional X-Session-Id."""
+    authorization = session_id = None
+    for name, value in headers:
+        if name == b"authorization":
+            authorization = value
+        elif name == b"x-session-id":
+            session_id = value.decode("latin-1") or None
+    if authorization is None:
+        raise errors.missing_api_key()
+    if authorization[:len(BEARER)].lower() != BEARER:
+        raise errors.invalid_api_key()
+    key = runtime.keys.get(hash_key(authorization[len(BEARER):].strip().decode("latin-1")))
+    if key is None:
+        raise errors.invalid_api_key()
+    return key, session_id
+
+
+async def _read_body(receive, limit: int) -> bytes:
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise errors.payload_too_large(limit)
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _parse_call(path: str, body: bytes, session_id: str | None) -> Call:
+    """Check what the router relies on; the engine checks the rest and its 400s are relayed."""
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise errors.bad_request(f"The body is not valid JSON: {exc}") from None
+    if not isinstance(payload, dict):
+        raise errors.bad_request("The body must be a JSON object.")
+    model = payload.get("model")
+    if not isinstance(model, str) or not model:
+        raise errors.bad_request("`model` is required: the code of the model to use.", param="model")
+    field = ROUTES[path]
+    value = payload.get(field)
+    if field == "messages":
+        if not isinstance(value, list) or not value or not all(isinstance(m, dict) for m in value):
+            raise errors.bad_request("`messages` must be a non-empty list of message objects.", param="messages")
+    elif not (isinstance(value, str) or (isinstance(value, list) and value)):
+        raise errors.bad_request(f"`{field}` must be a string or a non-empty list.", param=field)
+    stream = payload.get("stream") or False
+    if not isinstance(stream, bool):
+        raise errors.bad_request("`stream` must be true or false.", param="stream")
+    stream = stream and path in STREAMING_ROUTES
+    strip_usage = False
+    if stream:
+        options = payload.get("stream_options")
+        if not (isinstance(options, dict) and options.get("include_usage") is True):
+            # Token counts come from the usage event: ask for it, and keep it from the client.
+            payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
+            body = json.dumps(payload).encode()
+            strip_usage = True
+    return Call(path=path, model=model, body=body, stream=stream, strip_usage=strip_usage, session_id=session_id)
+
+
+def _models_answer(runtime: RouterRuntime, key: KeyEntry, path: str) -> dict:
+    """The models with a routable instance that this key may use, as OpenAI lists them."""
+    table = runtime.table
+    cards = [
+        {"id": model, "object": "model", "created": table.ready_since.get(model, 0), "owned_by": "inventiv"}
+        for model in sorted(table.routable) if key.may_use(model)
+    ]
+    if path == MODELS_PATH:
+        return {"object": "list", "data": cards}
+    wanted = path[len(MODELS_PATH) + 1:]
+    for card in cards:
+        if card["id"] == wanted:
+            return card
+    raise errors.model_not_found(wanted)
+
+
+async def _send_json(send, status: int, payload: dict, headers=()) -> None:
+    body = json.dumps(payload).encode()
+    await send({"type": "http.response.start", "status": status,
+                "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *headers]})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _send_error(send, error: errors.ApiError) -> None:
+    await _send_json(send, error.status, error.payload(), error.headers())

@@ -1,0 +1,199 @@
+"""Forwarding one call to an engine and relaying its answer: selection, retries, streaming.
+
+A call is retried on another instance (at most `max_attempts` in all) when the connection fails or the
+engine answers 5xx (or rejects the router's engine key) before anything reached the client. Once the
+first byte went out, a failure can only end the stream: with an SSE error event and `[DONE]`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass
+
+import aiohttp
+
+from router import errors
+from router.models import RequestTrace
+from router.runtime import RouterRuntime
+from router.streams import DONE_EVENT, SseRelay, usage_from_json
+from router.table import Candidate
+from router.usage import TraceRecord
+
+Outcome = RequestTrace.Outcome
+# What fails a connection or a read: refused, reset, closed early, timed out.
+UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+# The engine rejecting the router's own key is the router's (or the instance's) fault, not the client's.
+RETRYABLE_CLIENT_STATUSES = frozenset({401, 403})
+SSE_CONTENT_TYPE = "text/event-stream"
+MAX_ERROR_EXCERPT = 200
+
+
+@dataclass(slots=True)
+class Call:
+    """A validated client request, ready to forward."""
+
+    path: str
+    model: str
+    body: bytes
+    stream: bool
+    # The router added `stream_options.include_usage`; the usage event is not the client's to see.
+    strip_usage: bool
+    session_id: str | None
+
+
+async def forward(runtime: RouterRuntime, call: Call, trace: TraceRecord, send, receive, started: float) -> None:
+    """Answer `call` from an instance, filling `trace`. Raises ApiError when no answer could be relayed."""
+    candidates = runtime.table.routable.get(call.model)
+    if not candidates:
+        raise errors.no_instance(call.model, retry_after_s=runtime.config.no_instance_retry_after_s)
+    balancer = runtime.balancer
+    tried: list[str] = []
+    for attempt in range(runtime.config.max_attempts):
+        picked = balancer.pick(candidates, session_id=call.session_id, exclude=tried)
+        if picked is None:
+            break
+        candidate, reason = picked
+        trace.instance_id, trace.route_reason, trace.retries = candidate.instance_id, reason, attempt
+        balancer.started(candidate.instance_id)
+        try:
+            if await _attempt(runtime, candidate, reason, call, trace, send, receive, started):
+                return
+        finally:
+            balancer.finished(candidate.instance_id)
+        tried.append(candidate.instance_id)
+    if not tried:
+        # Every instance's breaker is open: nothing was even tried.
+        wait = runtime.breakers.retry_after_s([c.instance_id for c in candidates])
+        raise errors.no_instance(call.model, retry_after_s=wait or runtime.config.no_instance_retry_after_s)
+    raise errors.upstream_failed(
+        f"The model `{call.model}` failed on {len(tried)} instance(s); last error: {trace.error_message}"
+    )
+
+
+async def _attempt(runtime: RouterRuntime, candidate: Candidate, reason: str, call: Call, trace: TraceRecord,
+                   send, receive, started: float) -> bool:
+    """One try on one instance: True once an answer was relayed, False to try another instance."""
+    instance_id = candidate.instance_id
+    headers = {"Content-Type": "application/json"}
+    if candidate.authorization:
+        headers["Authorization"] = candidate.authorization
+    try:
+        response = await runtime.session.post(candidate.base_url + call.path, data=call.body, headers=headers)
+    except UPSTREAM_ERRORS as exc:
+        return _failed(runtime, instance_id, trace, f"connecting failed: {_describe(exc)}")
+    try:
+        status = response.status
+        if status >= 500 or status in RETRYABLE_CLIENT_STATUSES:
+            try:
+                excerpt = (await response.read())[:MAX_ERROR_EXCERPT].decode(errors="replace")
+            except UPSTREAM_ERRORS:
+                excerpt = ""
+            return _failed(runtime, instance_id, trace, f"the instance answered {status} {excerpt}".rstrip())
+        content_type = response.headers.get("Content-Type", "application/json")
+        if call.stream and status == 200 and content_type.startswith(SSE_CONTENT_TYPE):
+            return await _relay_stream(runtime, response, candidate, reason, call, trace, send, receive, started)
+        try:
+            body = await response.read()
+        except UPSTREAM_ERRORS as exc:
+            return _failed(runtime, instance_id, trace, f"reading the answer failed: {_describe(exc)}")
+        runtime.breakers.record_success(instance_id)
+        trace.status_code = status
+        if status < 400:
+            trace.outcome = Outcome.OK
+            usage = usage_from_json(body)
+            if usage is not None:
+                trace.prompt_tokens, trace.completion_tokens = usage
+        else:
+            # The engine refused the request itself (a bad parameter): the client's to fix.
+            trace.outcome = Outcome.CLIENT_ERROR
+            trace.error_message = body[:MAX_ERROR_EXCERPT].decode(errors="replace")
+        trace.latency_ms = (time.perf_counter() - started) * 1000
+        await send({"type": "http.response.start", "status": status, "headers": [
+            (b"content-type", content_type.encode()),
+            (b"content-length", str(len(body)).encode()),
+            *_route_headers(candidate, reason),
+        ]})
+        await send({"type": "http.response.body", "body": body})
+        return True
+    finally:
+        response.release()
+
+
+async def _relay_stream(runtime: RouterRuntime, response: aiohttp.ClientResponse, candidate: Candidate,
+                        reason: str, call: Call, trace: TraceRecord, send, receive, started: float) -> bool:
+    instance_id = candidate.instance_id
+    relay = SseRelay(strip_usage=call.strip_usage)
+    content = response.content
+    first = b""
+    try:
+        # The client hears nothing until the engine sent a whole event: until then, a retry is invisible.
+        while not first:
+            chunk = await content.readany()
+            if not chunk:
+                response.close()
+                return _failed(runtime, instance_id, trace, "the stream ended before its first event")
+            first = relay.feed(chunk)
+    except UPSTREAM_ERRORS as exc:
+        response.close()
+        return _failed(runtime, instance_id, trace, f"the stream failed before its first event: {_describe(exc)}")
+    runtime.breakers.record_success(instance_id)
+    trace.status_code = 200
+    trace.outcome = Outcome.OK
+    await send({"type": "http.response.start", "status": 200, "headers": [
+        (b"content-type", b"text/event-stream"),
+        (b"cache-control", b"no-cache"),
+        *_route_headers(candidate, reason),
+    ]})
+    await send({"type": "http.response.body", "body": first, "more_body": True})
+    trace.ttft_ms = (time.perf_counter() - started) * 1000
+    # The client may hang up mid-stream: then stop reading the engine (which frees its slot).
+    disconnected = asyncio.ensure_future(receive())
+    broken = None
+    try:
+        while True:
+            if disconnected.done():
+                trace.outcome = Outcome.CLIENT_DISCONNECTED
+                response.close()
+                break
+            try:
+                chunk = await content.readany()
+            except UPSTREAM_ERRORS as exc:
+                broken = f"the instance's stream broke: {_describe(exc)}"
+                break
+            if not chunk:
+                if not relay.done:
+                    broken = "the instance ended the stream before [DONE]"
+                break
+            out = relay.feed(chunk)
+            if out:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+    finally:
+        disconnected.cancel()
+    tail = relay.leftover()
+    if broken is not None:
+        response.close()
+        runtime.breakers.record_failure(instance_id)
+        trace.outcome, trace.error_message = Outcome.STREAM_BROKEN, broken
+        error = errors.ApiError(502, broken, type=errors.UPSTREAM, code="stream_broken")
+        tail += b"data: " + json.dumps(error.payload()).encode() + b"\n\n" + DONE_EVENT
+    if relay.usage is not None:
+        trace.prompt_tokens, trace.completion_tokens = relay.usage
+    trace.latency_ms = (time.perf_counter() - started) * 1000
+    await send({"type": "http.response.body", "body": tail, "more_body": False})
+    return True
+
+
+def _failed(runtime: RouterRuntime, instance_id: str, trace: TraceRecord, message: str) -> bool:
+    runtime.breakers.record_failure(instance_id)
+    trace.error_message = f"instance {instance_id}: {message}"
+    return False
+
+
+def _route_headers(candidate: Candidate, reason: str) -> list[tuple[bytes, bytes]]:
+    return [(b"x-inventiv-instance", candidate.instance_id.encode()), (b"x-inventiv-route-reason", reason.encode())]
+
+
+def _describe(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,149 @@
+"""The router's state in one process (one per event loop): the cached keys and routing table with the
+task that refreshes them, the upstream HTTP session, the balancer and breakers, limits and usage.
+
+Nothing here touches the database from the event loop: reads and writes run on one dedicated thread
+(so a router process holds one database connection), and the request path only reads in-memory data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import aiohttp
+from django.db import close_old_connections, connections
+
+from router import breaker, usage
+from router.balancer import Balancer
+from router.breaker import CircuitBreakers
+from router.keys import KeyEntry, load_key_index
+from router.limits import RateLimiter
+from router.table import EMPTY_TABLE, RoutingTable, load_routing_table
+from router.usage import UsageRecorder
+
+log = logging.getLogger(__name__)
+
+# A revoked key or a new ready instance takes effect within this (plus one database read).
+REFRESH_INTERVAL_S = 0.5
+# How long a request (or startup) waits for the first routing table before answering 503.
+FIRST_LOAD_TIMEOUT_S = 10.0
+MAX_ATTEMPTS = 3
+CONNECT_TIMEOUT_S = 3.0
+# Between two reads of one answer: generous, since a long non-streamed generation sends nothing until it ends.
+READ_TIMEOUT_S = 600.0
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# What a 503 asks the client to wait when a known model has no ready instance.
+NO_INSTANCE_RETRY_AFTER_S = 5.0
+# Idle upstream connections are closed before the engine's own keep-alive (uvicorn's 5 s, aiohttp's 75 s)
+# would, so a pooled connection is rarely found dead.
+UPSTREAM_KEEPALIVE_S = 4.0
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    refresh_interval_s: float = REFRESH_INTERVAL_S
+    first_load_timeout_s: float = FIRST_LOAD_TIMEOUT_S
+    max_attempts: int = MAX_ATTEMPTS
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
+    read_timeout_s: float = READ_TIMEOUT_S
+    max_body_bytes: int = MAX_BODY_BYTES
+    no_instance_retry_after_s: float = NO_INSTANCE_RETRY_AFTER_S
+    breaker_threshold: int = breaker.FAILURE_THRESHOLD
+    breaker_cooldown_s: float = breaker.COOLDOWN_S
+    flush_interval_s: float = usage.FLUSH_INTERVAL_S
+    flush_batch: int = usage.FLUSH_BATCH
+
+
+def load_snapshot() -> tuple[dict[str, KeyEntry], RoutingTable]:
+    return load_key_index(), load_routing_table()
+
+
+def _on_db_thread(function, *args):
+    # The same hygiene Django applies around a request: drop a connection that broke or outlived
+    # CONN_MAX_AGE, before and after.
+    close_old_connections()
+    try:
+        return function(*args)
+    finally:
+        close_old_connections()
+
+
+class RouterRuntime:
+    def __init__(self, config: RouterConfig) -> None:
+        self.config = config
+        self.keys: dict[str, KeyEntry] = {}
+        self.table: RoutingTable = EMPTY_TABLE
+        self.loaded = False
+        self.breakers = CircuitBreakers(threshold=config.breaker_threshold, cooldown_s=config.breaker_cooldown_s)
+        self.balancer = Balancer(self.breakers)
+        self.limiter = RateLimiter()
+        self.usage = UsageRecorder(run_sync=self.run_sync, flush_interval_s=config.flush_interval_s,
+                                   batch_size=config.flush_batch)
+        self.session: aiohttp.ClientSession | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-db")
+        self._loaded_event = asyncio.Event()
+        self._refresher: asyncio.Task | None = None
+        self._flusher: asyncio.Task | None = None
+        self._refresh_failures = 0
+
+    def start(self) -> None:
+        """Open the upstream session and start the background tasks (call from the event loop)."""
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=UPSTREAM_KEEPALIVE_S),
+            timeout=aiohttp.ClientTimeout(
+                total=None, sock_connect=self.config.connect_timeout_s, sock_read=self.config.read_timeout_s
+            ),
+            # Asking for no compression keeps answers readable (the router peeks at `usage`) and relays
+            # them byte for byte; clients are on the same network hop count as the router anyway.
+            skip_auto_headers=("Accept-Encoding",),
+            auto_decompress=False,
+            # Engines set no cookies, and a client's cookies are not ours to keep.
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        self._refresher = asyncio.create_task(self._refresh_forever(), name="router-refresh")
+        self._flusher = asyncio.create_task(self.usage.run(), name="router-usage")
+
+    async def stop(self) -> None:
+        """Stop the tasks, write every pending trace, close the session and the database connection."""
+        self._refresher.cancel()
+        self.usage.close()
+        await asyncio.gather(self._refresher, self._flusher, return_exceptions=True)
+        await self.usage.flush()
+        if self.session is not None:
+            await self.session.close()
+        await self.run_sync(connections.close_all)
+        self._executor.shutdown(wait=True)
+
+    async def run_sync(self, function, *args):
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(_on_db_thread, function, *args))
+
+    async def refresh(self) -> None:
+        self.keys, self.table = await self.run_sync(load_snapshot)
+        self.loaded = True
+        self._loaded_event.set()
+
+    async def wait_loaded(self) -> bool:
+        try:
+            await asyncio.wait_for(self._loaded_event.wait(), self.config.first_load_timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _refresh_forever(self) -> None:
+        while True:
+            try:
+                await self.refresh()
+            except Exception:
+                # Keep routing on the last good table; say so once per outage, not twice a second.
+                if self._refresh_failures == 0:
+                    log.exception("refreshing the routing table failed; keeping the last one")
+                self._refresh_failures += 1
+            else:
+                if self._refresh_failures:
+                    log.info("routing table refreshed again after %d failures", self._refresh_failures)
+                self._refresh_failures = 0
+            await asyncio.sleep(self.config.refresh_interval_s)
