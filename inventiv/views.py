@@ -1,9 +1,33 @@
+from datetime import timedelta
+
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
+from django.utils import timezone
 
-from catalog.selectors import catalog_summary
+from finops.selectors import budget_alerts, spend_series, spend_summary
+from finops.serializers import SeriesSerializer
+from finops.traffic import rates, ttft_p95_by_model
+from instances.models import STATUS_COLORS
+from instances.selectors import status_counts
+from monitoring.selectors import action_logs, with_action_types
+
+RECENT_ACTIONS = 10
+SPEND_CHART_WINDOW = timedelta(hours=24)
 
 
 @login_required
 def home(request):
-    return render(request, "home.html", {"summary": catalog_summary()})
+    """Instances, money (burn rate, spend, budget alerts), traffic (rates, TTFT p95) and the latest actions."""
+    now = timezone.now()
+    instances = status_counts()
+    series = spend_series(start=now - SPEND_CHART_WINDOW, end=now, bucket="hour", group_by=None)
+    return render(request, "home.html", {
+        "instances": instances,
+        "statuses": [(status, n, STATUS_COLORS[status]) for status, n in instances["by_status"].items() if n],
+        "costs": spend_summary(now=now),
+        "spend_series": SeriesSerializer(series).data,
+        "traffic": rates(now=now),
+        "ttft_p95": ttft_p95_by_model(now=now),
+        "actions": with_action_types(action_logs()[:RECENT_ACTIONS]),
+        "budgets": budget_alerts(now=now),
+    })

@@ -97,6 +97,8 @@ ACTION_TYPES = [
     ("EXECUTE_REINSTALL", "Reinstall started", "play", "purple", "execute"),
     ("SCALE_DECISION", "Scaling decision", "trending-up", "indigo", "scaling"),
     ("CATALOG_SYNC", "Catalog synced", "refresh-cw", "teal", "catalog"),
+    # A pool's or an API key's spend crossed 80 % or 100 % of its monthly budget (finops).
+    ("BUDGET_THRESHOLD", "Budget threshold crossed", "dollar-sign", "yellow", "health"),
 ]
 
 

@@ -18,6 +18,7 @@ WORKER_REGISTERED WORKER_VLLM_HTTP_OK WORKER_MODEL_LOADED HEALTH_CHECK INSTANCE_
 HEARTBEAT_LOST REQUEUE_PROVISION REQUEST_DRAIN DRAIN_COMPLETE REQUEST_TERMINATE EXECUTE_TERMINATE PROVIDER_TERMINATE
 TERMINATION_PENDING TERMINATOR_RETRY TERMINATION_CONFIRMED INSTANCE_TERMINATED PROVIDER_DELETED_DETECTED
 ORPHAN_DETECTED ORPHAN_TERMINATED ARCHIVE_INSTANCE REQUEST_REINSTALL EXECUTE_REINSTALL SCALE_DECISION CATALOG_SYNC
+BUDGET_THRESHOLD
 """.split()
 
 
@@ -43,7 +44,7 @@ def test_loading_the_seed_twice_gives_the_same_rows(seed):
         "InstanceTypeZone": 28,
         "LlmModel": 13,
         "RuntimeSetting": len(SETTING_SPECS),
-        "ActionType": 32,
+        "ActionType": 33,
     }
 
 
@@ -95,6 +96,6 @@ def test_the_seed_has_the_reference_shapes_and_prices(seed):
     assert LlmModel.objects.get(code="mock-echo").mock_only
 
 
-def test_the_seed_holds_all_32_action_types_and_every_runtime_setting(seed):
+def test_the_seed_holds_all_33_action_types_and_every_runtime_setting(seed):
     assert sorted(ActionType.objects.values_list("code", flat=True)) == sorted(ACTION_TYPES)
     assert set(RuntimeSetting.objects.values_list("key", flat=True)) == set(SETTING_SPECS)

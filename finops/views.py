@@ -1,0 +1,51 @@
+"""The FinOps page (charts and cost per million tokens) and the Prometheus endpoint."""
+
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from finops import calc, metrics, selectors
+from finops.serializers import SeriesSerializer, TokenCostsSerializer
+
+PAGE_WINDOWS = ("6h", "24h", "7d", "30d")
+DEFAULT_WINDOW = "24h"
+
+
+@login_required
+@require_GET
+def finops_page(request: HttpRequest) -> HttpResponse:
+    """Spend over time and by provider, model and pool over a window, and cost per million tokens."""
+    chosen = request.GET.get("window", DEFAULT_WINDOW)
+    if chosen not in PAGE_WINDOWS:
+        chosen = DEFAULT_WINDOW
+    window = calc.parse_window(chosen)
+    now = timezone.now()
+    start = now - window
+    series = selectors.spend_series(start=start, end=now, bucket=selectors.default_bucket(window), group_by="model")
+    context = {
+        "windows": PAGE_WINDOWS,
+        "window": chosen,
+        "summary": selectors.spend_summary(now=now),
+        "series": SeriesSerializer(series).data,
+        "breakdowns": {
+            group: [{"key": row["key"], "amount": str(row["amount"])}
+                    for row in selectors.spend_by(group, start=start, end=now)]
+            for group in ("provider", "model", "pool")
+        },
+        "token_costs": TokenCostsSerializer(selectors.token_costs(start=start, end=now)).data,
+        "budgets": selectors.budget_alerts(now=now),
+    }
+    return render(request, "finops/page.html", context)
+
+
+@require_GET
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """Prometheus exposition, for a bearer token or an allowed client address (403 otherwise)."""
+    if not metrics.may_scrape(request):
+        return HttpResponseForbidden("Forbidden: send the metrics token as a bearer token, or scrape from an "
+                                     "address in INVENTIV_METRICS_ALLOWED_IPS.\n", content_type="text/plain")
+    return HttpResponse(metrics.exposition(), content_type=metrics.CONTENT_TYPE)
