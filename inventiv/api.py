@@ -9,9 +9,17 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
 from catalog.api import register as register_catalog
+from finops.api import register as register_finops
+from instances.api import register as register_instances
+from monitoring.api import register as register_monitoring
+from router.api import register as register_router
 
 router = DefaultRouter()
 register_catalog(router)
+register_monitoring(router)
+register_instances(router)
+register_router(router)
+register_finops(router)
 
 
 @extend_schema(responses=inline_serializer("Version", {"version": serializers.CharField()}))

@@ -4,6 +4,9 @@ Embedded defaults need no server: a SQLite file and Celery's filesystem transpor
 Production sets DATABASE_URL (PostgreSQL) and REDIS_URL.
 """
 
+import base64
+import binascii
+import ipaddress
 import secrets
 from pathlib import Path
 
@@ -36,8 +39,30 @@ SECRET_KEY = _secret_key()
 if len(SECRET_KEY) < 32:
     raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long")
 
+
+def _encryption_key() -> str:
+    """A Fernet key (32 url-safe base64 bytes) for secrets stored at rest, or "" to derive one from SECRET_KEY."""
+    key = env_secret("INVENTIV_ENCRYPTION_KEY")
+    if key:
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (ValueError, binascii.Error):
+            valid = False
+        if not valid:
+            raise ImproperlyConfigured(
+                "INVENTIV_ENCRYPTION_KEY must be a Fernet key: 32 bytes, url-safe base64 "
+                "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
+            )
+    return key
+
+
+# Encrypts per-instance engine API keys at rest. Changing it makes stored keys unreadable.
+INVENTIV_ENCRYPTION_KEY = _encryption_key()
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
+# How GPU machines reach the control plane (worker registration and heartbeats).
+PUBLIC_URL = env_str("INVENTIV_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -55,6 +80,10 @@ INSTALLED_APPS = [
     "inventiv",
     "catalog",
     "monitoring",
+    "providers",
+    "instances",
+    "router",
+    "finops",
 ]
 
 MIDDLEWARE = [
@@ -108,6 +137,8 @@ def _database() -> dict:
 
 DATABASES = {"default": _database()}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# Covering indexes (INCLUDE columns) speed up PostgreSQL; SQLite builds the same indexes without them.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
 FIXTURE_DIRS = [BASE_DIR / "fixtures"]
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -153,6 +184,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": VERSION,
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several models have a `status` field with its own choices: name each enum instead of a hash suffix.
+    "ENUM_NAME_OVERRIDES": {
+        "InstanceStatusEnum": "instances.models.Status",
+        "ActionLogStatusEnum": "monitoring.models.ActionLog.Status",
+    },
 }
 
 # --- Celery ---------------------------------------------------------------------------------
@@ -160,12 +196,13 @@ REDIS_URL = env_str("REDIS_URL")
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
 BROKER_DIR = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    for sub in ("queue", "processed"):
+    for sub in ("queue", "processed", "control"):
         (BROKER_DIR / sub).mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(BROKER_DIR / "queue"),
         "data_folder_out": str(BROKER_DIR / "queue"),
         "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
         "store_processed": False,
     }
 CELERY_TASK_IGNORE_RESULT = True
@@ -177,7 +214,60 @@ CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # One readable schedule for every sweep; each entry expires before its next run.
-CELERY_BEAT_SCHEDULE: dict = {}
+SWEEP_PERIOD_S = 10
+# A sweep still queued when the next one is due is dropped: the next one does the same work.
+SWEEP_EXPIRES_S = 9
+_SWEEP = {"schedule": SWEEP_PERIOD_S, "options": {"expires": SWEEP_EXPIRES_S}}
+# Raw heartbeat samples are folded into one-minute averages this often.
+HEARTBEAT_RETENTION_PERIOD_S = 300
+# The cost series has one row per instance and minute.
+COST_PERIOD_S = 60
+CELERY_BEAT_SCHEDULE: dict = {
+    "instances-startup-health": {"task": "instances.tasks.sweep_startup_health_task", **_SWEEP},
+    "instances-watchdog": {"task": "instances.tasks.sweep_watchdog_task", **_SWEEP},
+    "instances-terminator": {"task": "instances.tasks.sweep_terminating_task", **_SWEEP},
+    "instances-requeue-lost-provisions": {"task": "instances.tasks.sweep_lost_provisions_task", **_SWEEP},
+    "instances-orphans": {"task": "instances.tasks.sweep_orphans_task", **_SWEEP},
+    "instances-lost-heartbeats": {"task": "instances.tasks.sweep_lost_heartbeats_task", **_SWEEP},
+    "monitoring-heartbeat-retention": {
+        "task": "monitoring.tasks.downsample_heartbeats_task",
+        "schedule": HEARTBEAT_RETENTION_PERIOD_S,
+        "options": {"expires": HEARTBEAT_RETENTION_PERIOD_S - SWEEP_PERIOD_S},
+    },
+    # Every finished minute's cost (back-filling any missed); expires before the next minute's run.
+    "finops-accrue-costs": {
+        "task": "finops.tasks.accrue_costs_task",
+        "schedule": COST_PERIOD_S,
+        "options": {"expires": COST_PERIOD_S - SWEEP_PERIOD_S},
+    },
+}
+
+# The router refuses (429) keys over their monthly budget; finops answers which ones. A dotted path keeps
+# the router from importing finops (DESIGN section 9).
+ROUTER_KEY_BUDGET_CHECK = "finops.selectors.keys_over_budget"
+
+# --- Mock cloud -----------------------------------------------------------------------------
+# "none": servers are simulated only (readiness = the server runs), for scale tests with thousands of
+# instances. "process": each Mock server is a real worker agent + vLLM simulator on loopback ports, ready
+# by heartbeat (`make run` uses it).
+MOCK_RUNTIMES = ("none", "process")
+INVENTIV_MOCK_RUNTIME = env_str("INVENTIV_MOCK_RUNTIME", "none")
+if INVENTIV_MOCK_RUNTIME not in MOCK_RUNTIMES:
+    raise ImproperlyConfigured(
+        f"INVENTIV_MOCK_RUNTIME={INVENTIV_MOCK_RUNTIME!r} is not one of {', '.join(MOCK_RUNTIMES)}"
+    )
+
+# --- Prometheus (/metrics) -------------------------------------------------------------------
+def _networks(name: str, default: str) -> list:
+    try:
+        return [ipaddress.ip_network(item, strict=False) for item in env_list(name, default)]
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc} (use IP addresses or networks, comma-separated)") from None
+
+
+# A scraper sends this as `Authorization: Bearer ...`, or scrapes from one of the allowed addresses.
+INVENTIV_METRICS_TOKEN = env_secret("INVENTIV_METRICS_TOKEN")
+INVENTIV_METRICS_ALLOWED_IPS = _networks("INVENTIV_METRICS_ALLOWED_IPS", "127.0.0.1")
 
 LOGGING = {
     "version": 1,

@@ -14,6 +14,11 @@ urlpatterns = [
     path("api/version/", version, name="api-version"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/worker/", include("instances.worker_api")),
     path("api/", include(router.urls)),
     path("settings/", include("catalog.urls")),
+    path("monitoring/", include("monitoring.urls")),
+    path("instances/", include("instances.urls")),
+    path("", include("router.urls")),
+    path("", include("finops.urls")),
 ]
