@@ -12,10 +12,9 @@ heartbeats/s, p50/p95/max latency, errors, the queries one heartbeat costs (meas
 the CPU time one heartbeat costs the web workers, PostgreSQL and the load generator, with the rate that
 CPU cost allows on idle cores (the machine may be shared with other jobs while it runs).
 
-`--web wsgi` (the default) serves Django's WSGI application from uvicorn's fixed thread pool, so each
-thread keeps its database connection. `--web asgi` serves the ASGI application, which runs every request's
-sync view in a thread of its own: persistent connections would pile up, so it runs with DB_CONN_MAX_AGE=0
-(a new connection per request), as bench/provision.py does. Target: >= 1,000 heartbeats/s on 2 cores.
+`--web asgi` (the default) serves `inventiv.asgi:application`, what production runs: heartbeats take the
+raw ASGI fast path (instances/worker_asgi.py) on a fixed thread pool. `--web wsgi` serves Django's WSGI
+application from uvicorn's thread pool, for comparison. Target: >= 1,000 heartbeats/s on 2 cores.
 """
 
 from __future__ import annotations
@@ -189,7 +188,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=20_000)
     parser.add_argument("--connections", type=int, default=64)
     parser.add_argument("--web-workers", type=int, default=2)
-    parser.add_argument("--web", choices=["wsgi", "asgi"], default="wsgi", help="how uvicorn serves Django")
+    parser.add_argument("--web", choices=["wsgi", "asgi"], default="asgi", help="how uvicorn serves Django")
     args = parser.parse_args()
     url = bench_database_url()
     setup_django(url)

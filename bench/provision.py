@@ -150,9 +150,8 @@ def main() -> None:
            "LOG_LEVEL": "WARNING", "CELERY_TASK_ALWAYS_EAGER": "false"}
     processes = Processes(env, Path(tempfile.mkdtemp(prefix="inventiv-bench-")))
     if args.web == "asgi":
-        # Under ASGI every request runs its sync view in a fresh thread: persistent connections would pile
-        # up to one per request, past PostgreSQL's max_connections.
-        web_env, app_path = {**env, "DB_CONN_MAX_AGE": "0"}, "inventiv.asgi:application"
+        # What production runs: Django on the ASGI app's fixed thread pool (persistent connections).
+        web_env, app_path = env, "inventiv.asgi:application"
     else:
         # WSGI runs views on a fixed thread pool, so each thread keeps its database connection.
         web_env, app_path = env, "inventiv.wsgi:application"

@@ -82,11 +82,34 @@ def register(request: HttpRequest) -> HttpResponse:
     return JsonResponse(workers.register_worker(instance, validate_registration(payload)))
 
 
+def answer_heartbeat(body: bytes, authorization: str) -> tuple[int, dict]:
+    """A heartbeat's whole answer (status, JSON) from its raw body and Authorization header.
+
+    Shared by the Django view below and the ASGI fast path (instances/worker_asgi.py), which serves the
+    same protocol without Django's request stack.
+    """
+    try:
+        try:
+            payload = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            raise PayloadInvalid({"body": "must be JSON"}) from None
+        if not isinstance(payload, dict):
+            raise PayloadInvalid({"body": "must be a JSON object"})
+        token = (authorization[len(BEARER):].strip() or None) if authorization.startswith(BEARER) else None
+        instance = workers.authenticate_worker(instance_id=payload.get("instance_id"), token=token)
+        return 200, workers.accept_heartbeat(instance, validate_heartbeat(payload))
+    except PayloadInvalid as exc:
+        return 400, {"error": "invalid payload", "fields": exc.errors}
+    except WorkerAuthFailed as exc:
+        return 401, {"error": str(exc)}
+    except NotRegistered:
+        return 409, {"error": "not registered"}
+
+
 @worker_endpoint("POST")
 def heartbeat(request: HttpRequest) -> HttpResponse:
-    payload = _json_body(request)
-    instance = workers.authenticate_worker(instance_id=payload.get("instance_id"), token=_token(request))
-    return JsonResponse(workers.accept_heartbeat(instance, validate_heartbeat(payload)))
+    status, answer = answer_heartbeat(request.body, request.META.get("HTTP_AUTHORIZATION", ""))
+    return JsonResponse(answer, status=status)
 
 
 @worker_endpoint("POST")

@@ -21,9 +21,11 @@ from inventiv.env import env_int  # noqa: E402
 WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
 django_application = WSGIMiddleware(get_wsgi_application(), workers=WEB_THREADS)
 
-from router.asgi import RouterApp  # noqa: E402  (needs the app registry that get_asgi_application set up)
+from instances.worker_asgi import HEARTBEAT_PATH, HeartbeatApp  # noqa: E402  (needs the app registry)
+from router.asgi import RouterApp  # noqa: E402
 
 router_application = RouterApp()
+heartbeat_application = HeartbeatApp(threads=WEB_THREADS)
 DATA_PLANE_PREFIX = "/v1/"
 
 
@@ -32,4 +34,6 @@ async def application(scope, receive, send):
         return await router_application(scope, receive, send)
     if scope["type"] == "http" and scope["path"].startswith(DATA_PLANE_PREFIX):
         return await router_application(scope, receive, send)
+    if scope["type"] == "http" and scope["path"] == HEARTBEAT_PATH:
+        return await heartbeat_application(scope, receive, send)
     return await django_application(scope, receive, send)

@@ -1,0 +1,67 @@
+"""The heartbeat's fast path: `POST /api/worker/heartbeat` served as a raw ASGI app.
+
+Heartbeats are the control plane's hottest write (thousands of machines every few seconds). Going
+through Django's request stack (middleware, URL resolution, the WSGI adapter) cost more CPU than the two
+SQL statements a heartbeat needs, so inventiv/asgi.py hands this one path here. The answer is computed
+by the same function the Django view uses (`worker_api.answer_heartbeat`), on a fixed pool of threads that
+each keep their database connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+from django.db import close_old_connections
+
+from instances.worker_api import answer_heartbeat
+
+HEARTBEAT_PATH = "/api/worker/heartbeat"
+# Bodies are a few KB; anything far larger is not a heartbeat.
+MAX_BODY_BYTES = 256 * 1024
+JSON_HEADERS = [(b"content-type", b"application/json")]
+
+
+def _answer_on_thread(body: bytes, authorization: str) -> tuple[int, dict]:
+    # The hygiene Django applies around each request: drop a broken or expired connection.
+    close_old_connections()
+    try:
+        return answer_heartbeat(body, authorization)
+    finally:
+        close_old_connections()
+
+
+class HeartbeatApp:
+    def __init__(self, *, threads: int):
+        self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="heartbeat")
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["method"] != "POST":
+            await _send(send, 405, {"error": f"method {scope['method']} not allowed"}, [(b"allow", b"POST")])
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY_BYTES:
+                await _send(send, 413, {"error": "body too large"})
+                return
+            if not message.get("more_body"):
+                break
+        authorization = ""
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+        loop = asyncio.get_running_loop()
+        status, answer = await loop.run_in_executor(self.executor, _answer_on_thread, bytes(body), authorization)
+        await _send(send, status, answer)
+
+
+async def _send(send, status: int, answer: dict, extra_headers=()) -> None:
+    body = json.dumps(answer).encode()
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *extra_headers]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
