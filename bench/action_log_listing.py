@@ -16,13 +16,10 @@ import os
 import statistics
 import sys
 import time
-from pathlib import Path
 from urllib.parse import urlencode
 
-import dj_database_url
-import psycopg
+from health_sweep import ROOT, bench_database_url  # noqa: E402  (the benchmarks' shared database set-up)
 
-ROOT = Path(__file__).resolve().parent.parent
 TARGET_P95_MS = 50.0
 WARMUP_REQUESTS = 20
 INSTANCES = 5_000
@@ -86,23 +83,6 @@ SCENARIOS: list[tuple[str, dict]] = [
     # 90% of the table: counted from the planner's estimate, flagged.
     ("status=success", {"status": "success"}),
 ]
-
-
-def bench_database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "")
-    if not url:
-        sys.exit("DATABASE_URL is required (a PostgreSQL server; the benchmark creates its own database there)")
-    config = dj_database_url.parse(url)
-    if config["ENGINE"] != "django.db.backends.postgresql":
-        sys.exit(f"this benchmark runs on PostgreSQL only, not {config['ENGINE']}")
-    name = os.environ.get("BENCH_DATABASE", "inv_bench")
-    with psycopg.connect(
-        dbname="postgres", user=config["USER"] or None, password=config["PASSWORD"] or None,
-        host=config["HOST"] or None, port=config["PORT"] or None, autocommit=True,
-    ) as admin:
-        if admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone() is None:
-            admin.execute(f'CREATE DATABASE "{name}"')
-    return url.rsplit("/", 1)[0] + f"/{name}"
 
 
 def setup_django(url: str) -> None:
@@ -210,7 +190,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=200, help="timed requests per scenario")
     parser.add_argument("--reset", action="store_true", help="refill the action log even if it has --rows rows")
     args = parser.parse_args()
-    setup_django(bench_database_url())
+    setup_django(bench_database_url("inv_bench"))
     fill(args.rows, reset=args.reset)
     return 0 if run(args.requests) else 1
 

@@ -31,14 +31,16 @@ ROOT = Path(__file__).resolve().parent.parent
 INSERT_BATCH = 2_000
 
 
-def bench_database_url() -> str:
+def bench_database_url(default_name: str = "inv_bench_lifecycle") -> str:
+    """A PostgreSQL database of the benchmark's own (BENCH_DATABASE or `default_name`), created if missing,
+    on the server DATABASE_URL names. Shared by every benchmark under bench/."""
     url = os.environ.get("DATABASE_URL", "")
     if not url:
         sys.exit("DATABASE_URL is required (a PostgreSQL server; the benchmark creates its own database there)")
     config = dj_database_url.parse(url)
     if config["ENGINE"] != "django.db.backends.postgresql":
         sys.exit(f"this benchmark runs on PostgreSQL only, not {config['ENGINE']}")
-    name = os.environ.get("BENCH_DATABASE", "inv_bench_lifecycle")
+    name = os.environ.get("BENCH_DATABASE", default_name)
     with psycopg.connect(
         dbname="postgres", user=config["USER"] or None, password=config["PASSWORD"] or None,
         host=config["HOST"] or None, port=config["PORT"] or None, autocommit=True,

@@ -37,7 +37,7 @@ import psutil
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 os.environ.setdefault("BENCH_DATABASE", "inv_bench_hb")
-from health_sweep import ROOT, bench_database_url  # noqa: E402  (same database set-up)
+from health_sweep import bench_database_url, setup_django  # noqa: E402  (same database set-up)
 from provision import Processes, free_port, http_ok, percentile, wait_until  # noqa: E402
 
 TARGET_PER_S = 1_000
@@ -46,19 +46,6 @@ HTTP_TIMEOUT_S = 30
 INSERT_BATCH = 2_000
 # Persistent connections for the WSGI thread pool: longer than the benchmark runs.
 CONN_MAX_AGE_S = 600
-
-
-def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inventiv.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
-    call_command("loaddata", "catalog", verbosity=0)
 
 
 def populate(count: int) -> list[tuple[str, str]]:

@@ -29,6 +29,7 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from health_sweep import ROOT, bench_database_url  # noqa: E402  (same database set-up)
+from health_sweep import setup_django as setup_bench_django  # noqa: E402
 
 TARGET_MEDIAN_S = 2.0
 START_TIMEOUT_S = 60
@@ -39,19 +40,11 @@ MOCK_REQUEST = {"provider": "mock", "zone": "mock-eu-1", "instance_type": "MOCK-
 
 
 def setup_django(url: str) -> None:
-    os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inventiv.settings")
-    sys.path.insert(0, str(ROOT))
-    import django
-
-    django.setup()
-    from django.core.management import call_command
+    setup_bench_django(url)
     from django.db import connection
 
     from catalog.models import RuntimeSetting
 
-    call_command("migrate", verbosity=0)
-    call_command("loaddata", "catalog", verbosity=0)
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE instances_instance, providers_mockserver, providers_mockfault, monitoring_actionlog")
     RuntimeSetting.objects.filter(key__in=["mock_boot_delay_s", "mock_deletion_delay_s"]).update(value="0")

@@ -6,7 +6,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from catalog.models import InstanceType, LlmModel, Provider, Region, Zone
-from catalog.tests.factories import make_instance_type, make_provider, make_region, make_zone
+from catalog.tests.factories import make_instance_type, make_provider, make_region
 
 pytestmark = pytest.mark.django_db
 
