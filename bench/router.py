@@ -171,8 +171,16 @@ def median_ms(samples: list[float]) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    times = psutil.Process(pid).cpu_times()
-    return times.user + times.system
+    """CPU time of a process and its children (uvicorn's worker processes)."""
+    process = psutil.Process(pid)
+    total = 0.0
+    for each in [process, *process.children(recursive=True)]:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 async def measure(args, router_url: str, client_key: str, engines, kill_second, pids: dict) -> dict:
@@ -225,7 +233,8 @@ def report(figures: dict, traces: int, database: str) -> bool:
          figures["dead_errors"] == 0),
         ("traces written", f"{traces} of {figures['routed_total']} routed requests", traces == figures["routed_total"]),
     ]
-    print(f"router benchmark ({database}, {os.cpu_count()} CPUs, simulator with zero delay)")
+    print(f"router benchmark ({database}, {os.cpu_count()} CPUs, simulator with zero delay, "
+          f"{os.environ.get('BENCH_ROUTER_WORKERS', '?')} router processes)")
     for name, value, ok in checks:
         print(f"  {'PASS' if ok else 'FAIL'}  {name}: {value}")
     return all(ok for _, _, ok in checks)
@@ -238,7 +247,12 @@ def main() -> int:
     parser.add_argument("--dead-requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--app", default="inventiv.asgi:application", help="the ASGI app uvicorn serves")
+    # Production runs one web/router process per core (README, docker-compose WEB_WORKERS); the direct
+    # side is two engine processes, so a one-process router would be measured on one core against two.
+    parser.add_argument("--router-workers", type=int, default=os.cpu_count() or 1,
+                        help="uvicorn worker processes serving the router")
     args = parser.parse_args()
+    os.environ["BENCH_ROUTER_WORKERS"] = str(args.router_workers)
 
     var_dir = tempfile.mkdtemp(prefix="inv-bench-router-")
     processes: list[subprocess.Popen] = []
@@ -257,7 +271,8 @@ def main() -> int:
         router_port = free_port()
         router = subprocess.Popen(
             [str(Path(sys.executable).parent / "uvicorn"), args.app, "--host", LOOPBACK,
-             "--port", str(router_port), "--no-access-log", "--log-level", "warning"],
+             "--port", str(router_port), "--workers", str(args.router_workers), "--no-access-log",
+             "--log-level", "warning"],
             cwd=ROOT, env=os.environ.copy(),
         )
         processes.append(router)
