@@ -6,24 +6,16 @@ runtime's environment). Nothing here logs them.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
-from functools import lru_cache
-
-from cryptography.fernet import Fernet, InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from django.conf import settings
 
 from instances.models import Instance
+from inventiv.crypto import decrypt_text, encrypt_text
 
 TOKEN_BYTES = 32
 ENGINE_KEY_PREFIX = "inv-engine-"
-# Domain separation: the key derived from SECRET_KEY serves this purpose only.
-HKDF_INFO = b"inventiv:instance-secrets:v1"
 
 # Names under which the machine receives its values (user data for clouds, environment for the Mock).
 ENV_WORKER_TOKEN = "INVENTIV_WORKER_TOKEN"
@@ -40,9 +32,7 @@ class MintedCredentials:
         return hash_token(self.worker_token)
 
     def encrypted_engine_api_key(self) -> str:
-        return _fernet(settings.INVENTIV_ENCRYPTION_KEY, settings.SECRET_KEY).encrypt(
-            self.engine_api_key.encode()
-        ).decode()
+        return encrypt_text(self.engine_api_key)
 
     def stored_fields(self) -> dict:
         """What the instance row keeps: the token's hash and the encrypted key, never a clear value."""
@@ -78,19 +68,9 @@ def engine_api_key(instance: Instance) -> str:
     if not instance.engine_api_key_encrypted:
         raise ValueError(f"instance {instance.pk} has no engine API key yet")
     try:
-        return _fernet(settings.INVENTIV_ENCRYPTION_KEY, settings.SECRET_KEY).decrypt(
-            instance.engine_api_key_encrypted.encode()
-        ).decode()
-    except InvalidToken:
+        return decrypt_text(instance.engine_api_key_encrypted)
+    except ValueError:
         raise ValueError(
             f"the engine API key of instance {instance.pk} cannot be decrypted: was INVENTIV_ENCRYPTION_KEY "
             "(or SECRET_KEY) changed?"
         ) from None
-
-
-@lru_cache(maxsize=4)
-def _fernet(encryption_key: str, secret_key: str) -> Fernet:
-    if encryption_key:
-        return Fernet(encryption_key.encode())
-    derived = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=HKDF_INFO).derive(secret_key.encode())
-    return Fernet(base64.urlsafe_b64encode(derived))

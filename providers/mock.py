@@ -236,7 +236,7 @@ class MockProvider(CloudProvider):
         # A retry mints fresh credentials: a server not yet powered on boots with the newest ones.
         if server.started_at is None:
             server.user_data, server.runtime_env = spec.user_data, dict(spec.runtime_env)
-            server.save(update_fields=["user_data", "runtime_env"])
+            server.save(update_fields=["user_data", "runtime_env_encrypted"])
         return self._info(server)
 
     def _state(self, server: MockServer, now: datetime) -> ServerState:

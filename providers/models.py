@@ -5,10 +5,13 @@ cloud. A server's state is never stored as such: it derives from the timestamps 
 so it does not depend on which process looks, or when a background thread happened to run.
 """
 
+import json
 import uuid
 
 from django.db import models
 from django.db.models import Q
+
+from inventiv.crypto import decrypt_text, encrypt_text
 
 MOCK_PUBLIC_IP = "127.0.0.1"
 
@@ -23,10 +26,11 @@ class MockServer(models.Model):
     # indexed lookup (the idempotent create path).
     instance_id = models.CharField(max_length=64, blank=True)
     public_ip = models.GenericIPAddressField(default=MOCK_PUBLIC_IP)
-    # The cloud's copy of what the machine is handed at start, as a real cloud keeps user data. The Mock
-    # keeps it in clear text because the process runtime starts the agent from it in another process.
+    # The cloud's copy of what the machine is handed at start, as a real cloud keeps user data. The
+    # environment holds the worker token and the engine key, so it is kept encrypted (`runtime_env`
+    # reads and writes it); the process runtime decrypts it to start the agent from another process.
     user_data = models.TextField(blank=True)
-    runtime_env = models.JSONField(default=dict, blank=True)
+    runtime_env_encrypted = models.TextField(blank=True)
     metadata = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField()
@@ -49,6 +53,14 @@ class MockServer(models.Model):
                 name="mockserver_one_live_server_per_instance",
             )
         ]
+
+    @property
+    def runtime_env(self) -> dict:
+        return json.loads(decrypt_text(self.runtime_env_encrypted)) if self.runtime_env_encrypted else {}
+
+    @runtime_env.setter
+    def runtime_env(self, env: dict) -> None:
+        self.runtime_env_encrypted = encrypt_text(json.dumps(env)) if env else ""
 
     def __str__(self):
         return f"{self.name} ({self.id})"

@@ -217,3 +217,12 @@ def test_the_catalog_lists_the_mock_types_available_in_every_zone(cloud):
 
     assert [offer.code for offer in offers] == ["MOCK-GPU-S", "MOCK-4GPU-M"]
     assert offers[0].availability == {ZONE: "available"}
+
+
+def test_the_machine_environment_is_stored_encrypted():
+    server = MockProvider().create_server(spec(runtime_env={"INVENTIV_WORKER_TOKEN": "secret-token-value"}))
+
+    stored = MockServer.objects.filter(pk=server.server_id).values_list("runtime_env_encrypted", flat=True).get()
+
+    assert stored and "secret-token-value" not in stored
+    assert MockServer.objects.get(pk=server.server_id).runtime_env == {"INVENTIV_WORKER_TOKEN": "secret-token-value"}
