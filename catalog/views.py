@@ -5,11 +5,10 @@ its form), a POST redirects back to the tab. HTMX requests get only the fragment
 """
 
 from dataclasses import dataclass
-from functools import wraps
 
 from django import forms as django_forms
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db.models import Model
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,9 +16,17 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog import forms
-from catalog.models import InstanceType, LlmModel, Provider, Region, RuntimeSetting, Zone
+from catalog.models import (
+    InstanceType,
+    LlmModel,
+    Provider,
+    Region,
+    RuntimeSetting,
+    Zone,
+)
 from catalog.selectors import get_settings_row, search_settings_rows
 from catalog.services import set_active
+from inventiv.pages import is_fragment, staff_required
 
 PAGE = "catalog/settings.html"
 # The id of the <tbody> the search box swaps; a request aimed at it gets only the rows.
@@ -55,19 +62,6 @@ TABS = [
 TABS_BY_SLUG = {tab.slug: tab for tab in TABS}
 
 
-def staff_required(view):
-    """Signed-in staff only: others are sent to the login page (anonymous) or refused (403)."""
-
-    @wraps(view)
-    @login_required
-    def wrapper(request, *args, **kwargs):
-        if not request.user.is_staff:
-            raise PermissionDenied("Changing the catalog needs a staff account")
-        return view(request, *args, **kwargs)
-
-    return wrapper
-
-
 def get_tab(slug: str) -> Tab:
     if slug not in TABS_BY_SLUG:
         raise Http404(f"No settings tab {slug!r}")
@@ -84,11 +78,6 @@ def get_row(tab: Tab, pk: int) -> Model:
 def posted(request: HttpRequest):
     """The submitted data of a POST, even an empty one (every zone unticked), else None (unbound form)."""
     return request.POST if request.method == "POST" else None
-
-
-def is_fragment(request: HttpRequest) -> bool:
-    # HTMX restoring history after a cache miss wants the whole page, not a fragment.
-    return bool(request.htmx) and not request.htmx.history_restore_request
 
 
 def save_form(form) -> bool:

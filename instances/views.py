@@ -13,10 +13,10 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from catalog.views import is_fragment, staff_required
 from instances import selectors, services
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance, Status
+from inventiv.pages import is_fragment, staff_required
 
 LIST = "instances/list.html"
 DETAIL = "instances/detail.html"

@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from catalog.views import is_fragment, staff_required
+from inventiv.pages import is_fragment, staff_required
 from router import selectors, services
 from router.forms import ApiKeyForm, TraceFilterForm
 from router.models import ApiKey
