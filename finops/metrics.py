@@ -3,7 +3,7 @@
 Every scrape runs a handful of aggregate queries: nothing is kept in process memory, so any web replica
 answers the same figures. Counters are totals of the request traces; latency and TTFT are gauge
 histograms of the last few minutes of traffic (a distribution of recent requests, not a running count).
-Held requests and pool sizes are not exposed: autoscaling (pools, held requests) does not exist yet.
+Pools: members per phase, desired size and the requests the router holds while a pool scales from zero.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeHistogramMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.utils import floatToGoString
 
+from autoscaling.selectors import sizes_for_metrics
 from finops import calc, selectors, traffic
 from instances.selectors import status_counts
 from router.models import RequestTrace
@@ -43,12 +44,26 @@ class InventivCollector:
         yield self._histogram("router_recent_ttft_seconds", "ttft_ms", traffic.TTFT_BUCKETS_S, now=now,
                               what="Time to first token of the streams of the last 5 minutes, per model")
         yield from self._costs(now)
+        yield from self._pools()
 
     def _instances(self) -> Metric:
         family = GaugeMetricFamily(f"{PREFIX}_instances", "Instances per status", labels=["status"])
         for status, count in status_counts()["by_status"].items():
             family.add_metric([status], count)
         return family
+
+    def _pools(self) -> Iterator[Metric]:
+        members = GaugeMetricFamily(f"{PREFIX}_pool_instances", "Members of each pool per phase",
+                                    labels=["pool", "phase"])
+        desired = GaugeMetricFamily(f"{PREFIX}_pool_desired_size", "The autoscaler's last desired size", labels=["pool"])
+        held = GaugeMetricFamily(f"{PREFIX}_pool_held_requests",
+                                 "Requests the router holds while the pool scales from zero", labels=["pool"])
+        for row in sizes_for_metrics():
+            for phase, count in row["members"].items():
+                members.add_metric([row["pool"], phase], count)
+            desired.add_metric([row["pool"]], row["desired"])
+            held.add_metric([row["pool"]], row["held"])
+        yield from (members, desired, held)
 
     def _heartbeat_ages(self, now: datetime) -> Metric:
         family = GaugeMetricFamily(f"{PREFIX}_worker_heartbeat_age_seconds",

@@ -8,7 +8,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from instances import services
+from instances import draining, services
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance, Status
 from instances.selectors import active_instances, archived_instances, instances, status_counts, timeline
@@ -17,6 +17,7 @@ from instances.serializers import (
     InstanceDetailSerializer,
     InstanceRejectedSerializer,
     InstanceSerializer,
+    DrainSerializer,
     StatusCountsSerializer,
     TerminateSerializer,
 )
@@ -90,6 +91,21 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         body = TerminateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         instance = services.terminate_instance(self.get_object(), reason=body.validated_data["reason"], actor=request.user)
+        return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(request=DrainSerializer, responses={202: InstanceSerializer, 409: CONFLICT})
+    @action(detail=True, methods=["post"])
+    def drain(self, request, pk=None):
+        """Stop routing to the machine, let its in-flight requests finish, then terminate it (REQUEST_DRAIN,
+        DRAIN_COMPLETE). Asking twice is harmless."""
+        body = DrainSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        instance = self.get_object()
+        try:
+            instance = draining.drain_instance(instance, actor=request.user, **body.validated_data)
+        except draining.DrainRefused:
+            return Response({"detail": f"Instance {instance.pk} is {instance.status}: only a ready instance can be "
+                             "drained."}, status=status.HTTP_409_CONFLICT)
         return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=None, responses={200: InstanceSerializer, 409: CONFLICT})

@@ -77,6 +77,10 @@ class Instance(models.Model):
         "catalog.InstanceType", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     model = models.ForeignKey("catalog.LlmModel", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # The autoscaling pool this machine serves, if an autoscaler asked for it. A plain link: instances never
+    # import autoscaling; the pool reads its members through it.
+    pool = models.ForeignKey("autoscaling.Pool", null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="instances")
     # The request as it came in (codes), so a rejected one stays traceable.
     requested = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(
@@ -116,6 +120,8 @@ class Instance(models.Model):
     booted_at = models.DateTimeField(null=True, blank=True)
     ready_at = models.DateTimeField(null=True, blank=True)
     draining_at = models.DateTimeField(null=True, blank=True)
+    # A draining machine is terminated at this moment even if requests are still in flight.
+    drain_deadline_at = models.DateTimeField(null=True, blank=True)
     terminating_at = models.DateTimeField(null=True, blank=True)
     terminated_at = models.DateTimeField(null=True, blank=True)
     failed_at = models.DateTimeField(null=True, blank=True)

@@ -62,6 +62,7 @@ def with_presentation(rows: Iterable[Instance]) -> list[Instance]:
         instance.dom_id = f"instance-{instance.pk}"
         instance.can_terminate = instance.status not in NOT_TERMINABLE
         instance.can_archive = can_transition(instance.status, Status.ARCHIVED)
+        instance.can_drain = instance.status == Status.READY
     return rows
 
 

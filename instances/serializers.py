@@ -42,6 +42,15 @@ class TerminateSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, max_length=200, default="operator request")
 
 
+class DrainSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, max_length=200, default="operator request")
+    timeout_s = serializers.IntegerField(
+        required=False, min_value=0, max_value=86400,
+        help_text="Longest wait for in-flight requests before the machine is terminated anyway "
+        "(default: the runtime setting drain_timeout_s).",
+    )
+
+
 class InstanceSerializer(serializers.ModelSerializer):
     provider = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)
     zone = serializers.SlugRelatedField(slug_field="code", read_only=True, allow_null=True)

@@ -88,14 +88,14 @@ def request_instance(*, provider: str | None, zone: str | None, instance_type: s
     with transaction.atomic():
         if rejection is None:
             instance = Instance.objects.create(
-                requested=requested, created_by=user, status=Status.PROVISIONING, progress_at=now,
+                requested=requested, created_by=user, status=Status.PROVISIONING, progress_at=now, pool_id=pool_id,
                 cost_per_hour=found["instance_type"].cost_per_hour, **found,
             )
         else:
             code, message = rejection
             instance = Instance.objects.create(
                 requested=requested, created_by=user, status=Status.PROVISIONING_FAILED, error_code=code,
-                error_message=message, failed_at=now, **found,
+                error_message=message, failed_at=now, pool_id=pool_id, **found,
             )
         record_action(
             "REQUEST_CREATE", component=Component.AUTOSCALER if pool_id is not None else Component.API,

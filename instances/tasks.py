@@ -9,7 +9,7 @@ import random
 
 from celery import shared_task
 
-from instances import services, sweeps, workers
+from instances import draining, services, sweeps, workers
 from providers.base import ProviderError
 
 MAX_RETRIES = 5
@@ -75,3 +75,13 @@ def sweep_orphans_task() -> int:
 @shared_task
 def sweep_lost_heartbeats_task() -> int:
     return workers.sweep_lost_heartbeats()
+
+
+@shared_task
+def finish_drain_task(instance_id: str) -> bool:
+    return draining.finish_drain(instance_id)
+
+
+@shared_task
+def sweep_drains_task() -> int:
+    return draining.sweep_drains()

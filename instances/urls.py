@@ -16,4 +16,5 @@ urlpatterns = [
     path("<uuid:pk>/worker/", views.instance_worker, name="worker"),
     path("<uuid:pk>/terminate/", views.instance_terminate, name="terminate"),
     path("<uuid:pk>/archive/", views.instance_archive, name="archive"),
+    path("<uuid:pk>/drain/", views.instance_drain, name="drain"),
 ]

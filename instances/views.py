@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from instances import selectors, services
+from instances import draining, selectors, services
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance, Status
 from inventiv.pages import is_fragment, staff_required
@@ -134,6 +134,8 @@ def _act(request: HttpRequest, pk, change, *, refusal: str) -> HttpResponse:
         instance = change(instance)
     except InvalidTransition as exc:
         error = f"This instance is {exc.before}: {refusal}."
+    except draining.DrainRefused:
+        error = f"This instance is {instance.status}: {refusal}."
     if is_fragment(request):
         return _render_instance(request, _get_instance(instance.pk), action_error=error)
     if error:
@@ -147,6 +149,14 @@ def instance_terminate(request: HttpRequest, pk) -> HttpResponse:
     return _act(request, pk, lambda instance: services.terminate_instance(
         instance, reason="operator request from the dashboard", actor=request.user
     ), refusal="it cannot be terminated")
+
+
+@staff_required
+@require_POST
+def instance_drain(request: HttpRequest, pk) -> HttpResponse:
+    return _act(request, pk, lambda instance: draining.drain_instance(
+        instance, reason="operator request from the dashboard", actor=request.user
+    ), refusal="only a ready instance can be drained")
 
 
 @staff_required

@@ -32,7 +32,7 @@ from django.utils import timezone
 
 from catalog.models import LlmModel, Provider, RuntimeSetting
 from catalog.services import get_setting
-from instances import services
+from instances import draining, services
 from instances.credentials import verify_worker_token
 from instances.health import SERVING_STATUSES, STARTUP_STATUSES
 from instances.lifecycle import transition
@@ -191,6 +191,9 @@ def accept_heartbeat(instance: Instance, heartbeat: Heartbeat, *, now: datetime 
     record_heartbeat(instance.pk, heartbeat, now=now)
     if instance.status in STARTUP_STATUSES:
         _act_on_startup_heartbeat(instance, heartbeat)
+    elif instance.status == Status.DRAINING and heartbeat.in_flight == 0:
+        # The engine has emptied: finish the drain now rather than at the next sweep.
+        transaction.on_commit(lambda: draining.enqueue_finish(instance.pk))
     return {"action": heartbeat_action(instance.status), "heartbeat_interval_s": heartbeat_interval_s()}
 
 

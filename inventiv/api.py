@@ -8,6 +8,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 
+from autoscaling.api import register as register_autoscaling
 from catalog.api import register as register_catalog
 from finops.api import register as register_finops
 from instances.api import register as register_instances
@@ -20,6 +21,7 @@ register_monitoring(router)
 register_instances(router)
 register_router(router)
 register_finops(router)
+register_autoscaling(router)
 
 
 @extend_schema(responses=inline_serializer("Version", {"version": serializers.CharField()}))

@@ -1,5 +1,6 @@
 """One place that turns domain errors into clear API answers."""
 
+from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError, RestrictedError
 from rest_framework import status
@@ -17,4 +18,7 @@ def exception_handler(exc, context):
     if isinstance(exc, DjangoValidationError):
         detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
         return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, ObjectDoesNotExist):
+        # The row went away between the view's lookup and the service's lock (deleted meanwhile).
+        return Response({"detail": "Not found: it was deleted meanwhile."}, status=status.HTTP_404_NOT_FOUND)
     return drf_exception_handler(exc, context)

@@ -84,6 +84,7 @@ INSTALLED_APPS = [
     "instances",
     "router",
     "finops",
+    "autoscaling",
 ]
 
 MIDDLEWARE = [
@@ -229,6 +230,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "instances-requeue-lost-provisions": {"task": "instances.tasks.sweep_lost_provisions_task", **_SWEEP},
     "instances-orphans": {"task": "instances.tasks.sweep_orphans_task", **_SWEEP},
     "instances-lost-heartbeats": {"task": "instances.tasks.sweep_lost_heartbeats_task", **_SWEEP},
+    "instances-drains": {"task": "instances.tasks.sweep_drains_task", **_SWEEP},
+    "autoscaling-pools": {"task": "autoscaling.tasks.autoscale_pools_task", **_SWEEP},
     "monitoring-heartbeat-retention": {
         "task": "monitoring.tasks.downsample_heartbeats_task",
         "schedule": HEARTBEAT_RETENTION_PERIOD_S,
@@ -245,6 +248,11 @@ CELERY_BEAT_SCHEDULE: dict = {
 # The router refuses (429) keys over their monthly budget; finops answers which ones. A dotted path keeps
 # the router from importing finops (DESIGN section 9).
 ROUTER_KEY_BUDGET_CHECK = "finops.selectors.keys_over_budget"
+# Scale from zero: the router holds requests for a model whose pool may grow (autoscaling answers which,
+# with each refresh of the routing table) and reports how many it holds, which wakes the autoscaler.
+# Dotted paths again, for the same reason; empty: no request is held.
+ROUTER_POOL_DIRECTORY = "autoscaling.selectors.pools_for_routing"
+ROUTER_POOL_WAKE = "autoscaling.services.report_held_requests"
 
 # --- Mock cloud -----------------------------------------------------------------------------
 # "none": servers are simulated only (readiness = the server runs), for scale tests with thousands of

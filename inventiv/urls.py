@@ -19,6 +19,7 @@ urlpatterns = [
     path("settings/", include("catalog.urls")),
     path("monitoring/", include("monitoring.urls")),
     path("instances/", include("instances.urls")),
+    path("pools/", include("autoscaling.urls")),
     path("", include("router.urls")),
     path("", include("finops.urls")),
 ]

@@ -34,6 +34,9 @@ PACKAGE_PARENT = Path(__file__).resolve().parent.parent
 # From the environment of whoever starts the agent, only what a process needs to run: never the control
 # plane's own secrets (database URL, SECRET_KEY...).
 INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
+# The simulator's knobs (INVENTIV_SIM_TTFT_S, INVENTIV_SIM_TOKENS_PER_SECOND, ...) pass through too, so an
+# operator or a test can make the Mock machines' engines as slow as real ones.
+SIMULATOR_ENV_PREFIX = "INVENTIV_SIM_"
 # SIGTERM to the agent and the engine, then SIGKILL after this long.
 STOP_GRACE_S = 10
 # What the agent gives its engine between SIGTERM and SIGKILL: the simulator exits at once on SIGTERM.
@@ -63,7 +66,8 @@ class ProcessRuntime(MockRuntime):
         folder = Path(settings.VAR_DIR) / "mock" / str(server.pk)
         folder.mkdir(parents=True, exist_ok=True)
         log_path = folder / "agent.log"
-        env = {name: os.environ[name] for name in INHERITED_ENV if name in os.environ}
+        env = {name: value for name, value in os.environ.items()
+               if name in INHERITED_ENV or name.startswith(SIMULATOR_ENV_PREFIX)}
         env.update({name: str(value) for name, value in server.runtime_env.items()})
         env.update(
             INVENTIV_ENGINE_MODE="simulator",

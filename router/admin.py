@@ -23,7 +23,7 @@ class RequestTraceAdmin(admin.ModelAdmin):
     """Written by the router in batches; read-only here."""
 
     list_display = ["created_at", "endpoint", "model", "status_code", "outcome", "instance_id", "latency_ms",
-                    "ttft_ms", "prompt_tokens", "completion_tokens", "retries", "route_reason"]
+                    "ttft_ms", "held_ms", "prompt_tokens", "completion_tokens", "retries", "route_reason"]
     list_filter = ["outcome", "status_code", "stream", "endpoint"]
     search_fields = ["model", "=instance_id"]
     date_hierarchy = "created_at"

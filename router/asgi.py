@@ -5,6 +5,9 @@ Per request: authenticate the key against the in-memory index, read and check th
 model list and limits, forward (router/proxy.py), and append a trace for the usage writer. Nothing on
 this path waits for the database.
 
+A request for a model with no routable instance is held while the model's pool grows, when it has one
+that may (router/hold.py); otherwise it gets a 503 at once.
+
 Errors are OpenAI-shaped (router/errors.py). A key not allowed to use a model gets 403
 `model_not_allowed` rather than a 404 that would pretend the model does not exist: the key holder learns
 why, and an operator reading traces sees the difference.
@@ -20,6 +23,7 @@ import time
 from django.utils import timezone
 
 from router import errors
+from router.hold import ClientLeft, HeldStream, hold
 from router.keys import KeyEntry, hash_key
 from router.models import RequestTrace
 from router.proxy import Call, forward
@@ -42,6 +46,8 @@ OUTCOMES_BY_STATUS = {
     400: Outcome.CLIENT_ERROR, 403: Outcome.FORBIDDEN, 404: Outcome.CLIENT_ERROR, 413: Outcome.CLIENT_ERROR,
     429: Outcome.RATE_LIMITED, 502: Outcome.UPSTREAM_ERROR, 503: Outcome.NO_INSTANCE,
 }
+# Refusals that share a status with others but deserve their own outcome.
+OUTCOMES_BY_CODE = {"hold_queue_full": Outcome.HOLD_QUEUE_FULL, "hold_timeout": Outcome.HOLD_TIMEOUT}
 JSON_HEADERS = [(b"content-type", b"application/json")]
 CLIENT_CLOSED_REQUEST = 499
 
@@ -122,6 +128,7 @@ class RouterApp:
                         session_id: str | None, send, receive, started: float) -> None:
         trace = TraceRecord(api_key_id=key.id, endpoint=path.removeprefix("/v1/"), model="", status_code=0,
                             outcome=Outcome.OK, created_at=timezone.now(), latency_ms=0.0)
+        held: HeldStream | None = None
         try:
             call = _parse_call(path, body, session_id)
             trace.model, trace.stream = call.model, call.stream
@@ -136,19 +143,30 @@ class RouterApp:
                 limit, wait = refused
                 raise errors.rate_limited(f"This API key reached its {limit} limit; retry in {wait:.0f} s.",
                                           retry_after_s=wait)
-            await forward(runtime, call, trace, send, receive, started)
+            candidates = runtime.table.routable.get(call.model)
+            if candidates is None:
+                if call.stream:
+                    # Once held, the stream's 200 is out: what follows, errors included, goes through it.
+                    send = held = HeldStream(send)
+                candidates = await hold(runtime, call, trace, held, receive)
+            await forward(runtime, candidates, call, trace, send, receive, started)
         except errors.ApiError as error:
-            trace.status_code = error.status
-            trace.outcome = OUTCOMES_BY_STATUS.get(error.status, Outcome.CLIENT_ERROR)
+            trace.status_code = 200 if held is not None and held.opened else error.status
+            trace.outcome = _outcome_of(error)
             trace.error_message = trace.error_message or error.message
             trace.latency_ms = (time.perf_counter() - started) * 1000
             await _send_error(send, error)
+        except ClientLeft:
+            trace.status_code = 200 if held is not None and held.opened else CLIENT_CLOSED_REQUEST
+            trace.outcome = Outcome.CLIENT_DISCONNECTED
+            trace.latency_ms = (time.perf_counter() - started) * 1000
         except Exception as exc:
             log.exception("the router failed on %s", path)
             trace.outcome, trace.error_message = Outcome.UPSTREAM_ERROR, f"router error: {exc}"
             trace.latency_ms = (time.perf_counter() - started) * 1000
-            if trace.status_code == 0:  # nothing sent yet: the client still gets a proper answer
-                trace.status_code = 500
+            # Nothing sent yet, or a held stream still open: the client still gets a proper answer.
+            if trace.status_code == 0 or (held is not None and held.opened and not held.closed):
+                trace.status_code = trace.status_code or 500
                 await _send_error(send, errors.ApiError(500, "The router failed on this request.",
                                                         type="server_error", code="router_error"))
         finally:
@@ -159,6 +177,10 @@ class RouterApp:
             runtime.usage.record(trace)
             if trace.prompt_tokens is not None:
                 runtime.limiter.add_tokens(key, trace.prompt_tokens + (trace.completion_tokens or 0))
+
+
+def _outcome_of(error: errors.ApiError) -> str:
+    return OUTCOMES_BY_CODE.get(error.code) or OUTCOMES_BY_STATUS.get(error.status, Outcome.CLIENT_ERROR)
 
 
 def _read_headers(runtime: RouterRuntime, headers) -> tuple[KeyEntry, str | None]:
@@ -228,11 +250,13 @@ def _parse_call(path: str, body: bytes, session_id: str | None) -> Call:
 
 
 def _models_answer(runtime: RouterRuntime, key: KeyEntry, path: str) -> dict:
-    """The models with a routable instance that this key may use, as OpenAI lists them."""
+    """The models this key may use that are served now, or that a pool wakes up for (a request for one is
+    held while the pool scales from zero), as OpenAI lists them."""
     table = runtime.table
+    servable = set(table.routable) | {model for model, pool in runtime.pools.items() if pool.holds}
     cards = [
         {"id": model, "object": "model", "created": table.ready_since.get(model, 0), "owned_by": "inventiv"}
-        for model in sorted(table.routable) if key.may_use(model)
+        for model in sorted(servable) if key.may_use(model)
     ]
     if path == MODELS_PATH:
         return {"object": "list", "data": cards}

@@ -89,6 +89,16 @@ def no_instance(model: str, *, retry_after_s: float) -> ApiError:
                     type=SERVICE_UNAVAILABLE, code="no_instance", retry_after_s=retry_after_s)
 
 
+def hold_queue_full(model: str, *, retry_after_s: float) -> ApiError:
+    return ApiError(429, f"The model `{model}` is starting and already has as many requests waiting as it may "
+                         "hold; retry shortly.", type=RATE_LIMIT, code="hold_queue_full", retry_after_s=retry_after_s)
+
+
+def hold_timeout(model: str, *, waited_s: float, retry_after_s: float) -> ApiError:
+    return ApiError(503, f"No instance of `{model}` became ready within {waited_s:g} s while it was starting; "
+                         "retry shortly.", type=SERVICE_UNAVAILABLE, code="hold_timeout", retry_after_s=retry_after_s)
+
+
 def router_not_ready() -> ApiError:
     return ApiError(503, "The router has not loaded its routing table yet; retry shortly.",
                     type=SERVICE_UNAVAILABLE, code="router_starting", retry_after_s=1)

@@ -51,6 +51,9 @@ class RequestTrace(models.Model):
         FORBIDDEN = "forbidden", "Model not allowed"
         STREAM_BROKEN = "stream_broken", "Stream broken"
         CLIENT_DISCONNECTED = "client_disconnected", "Client disconnected"
+        # Scale from zero: no instance came up within the pool's hold timeout, or its queue was full.
+        HOLD_TIMEOUT = "hold_timeout", "Hold timed out"
+        HOLD_QUEUE_FULL = "hold_queue_full", "Hold queue full"
 
     id = models.BigAutoField(primary_key=True)
     api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="traces")
@@ -67,6 +70,8 @@ class RequestTrace(models.Model):
     # Streams only: from the request's arrival to the first byte sent back.
     ttft_ms = models.FloatField(null=True, blank=True)
     latency_ms = models.FloatField()
+    # Held while the model's pool scaled from zero (part of latency_ms and ttft_ms); null when not held.
+    held_ms = models.FloatField(null=True, blank=True)
     retries = models.PositiveSmallIntegerField(default=0)
     route_reason = models.CharField(max_length=30, blank=True)
     created_at = models.DateTimeField()

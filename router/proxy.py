@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiohttp
@@ -43,11 +44,10 @@ class Call:
     session_id: str | None
 
 
-async def forward(runtime: RouterRuntime, call: Call, trace: TraceRecord, send, receive, started: float) -> None:
-    """Answer `call` from an instance, filling `trace`. Raises ApiError when no answer could be relayed."""
-    candidates = runtime.table.routable.get(call.model)
-    if not candidates:
-        raise errors.no_instance(call.model, retry_after_s=runtime.config.no_instance_retry_after_s)
+async def forward(runtime: RouterRuntime, candidates: Sequence[Candidate], call: Call, trace: TraceRecord,
+                  send, receive, started: float) -> None:
+    """Answer `call` from one of `candidates` (the model's routable instances), filling `trace`. Raises
+    ApiError when no answer could be relayed."""
     balancer = runtime.balancer
     tried: list[str] = []
     for attempt in range(runtime.config.max_attempts):

@@ -1,8 +1,11 @@
-"""The router's state in one process (one per event loop): the cached keys and routing table with the
-task that refreshes them, the upstream HTTP session, the balancer and breakers, limits and usage.
+"""The router's state in one process (one per event loop): the cached keys, routing table and pool
+directory with the task that refreshes them, the upstream HTTP session, the balancer and breakers, limits,
+usage, and the requests held while a pool scales from zero.
 
 Nothing here touches the database from the event loop: reads and writes run on one dedicated thread
 (so a router process holds one database connection), and the request path only reads in-memory data.
+The pool wake hook runs on a thread of its own (a second connection, only once a request was held): it
+may enqueue work on the broker, and a slow broker must not hold up the routing table's refresh.
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from dataclasses import dataclass
 import aiohttp
 from django.db import close_old_connections, connections
 
-from router import breaker, usage
+from router import breaker, hold, hold_queues, usage
 from router.balancer import Balancer
 from router.breaker import CircuitBreakers
+from router.hold_queues import HoldQueues
 from router.keys import KeyEntry, load_key_index
 from router.limits import RateLimiter
+from router.pools import PoolEntry, load_pool_directory
 from router.table import EMPTY_TABLE, RoutingTable, load_routing_table
 from router.usage import UsageRecorder
 
@@ -55,10 +60,12 @@ class RouterConfig:
     breaker_cooldown_s: float = breaker.COOLDOWN_S
     flush_interval_s: float = usage.FLUSH_INTERVAL_S
     flush_batch: int = usage.FLUSH_BATCH
+    hold_keepalive_s: float = hold.HOLD_KEEPALIVE_S
+    hold_report_interval_s: float = hold_queues.HOLD_REPORT_INTERVAL_S
 
 
-def load_snapshot() -> tuple[dict[str, KeyEntry], RoutingTable]:
-    return load_key_index(), load_routing_table()
+def load_snapshot() -> tuple[dict[str, KeyEntry], RoutingTable, dict[str, PoolEntry] | None]:
+    return load_key_index(), load_routing_table(), load_pool_directory()
 
 
 def _on_db_thread(function, *args):
@@ -76,6 +83,8 @@ class RouterRuntime:
         self.config = config
         self.keys: dict[str, KeyEntry] = {}
         self.table: RoutingTable = EMPTY_TABLE
+        # Model code -> the pool that may grow to serve it (settings.ROUTER_POOL_DIRECTORY).
+        self.pools: dict[str, PoolEntry] = {}
         self.loaded = False
         self.breakers = CircuitBreakers(threshold=config.breaker_threshold, cooldown_s=config.breaker_cooldown_s)
         self.balancer = Balancer(self.breakers)
@@ -84,6 +93,9 @@ class RouterRuntime:
                                    batch_size=config.flush_batch)
         self.session: aiohttp.ClientSession | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-db")
+        self._hook_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-hooks")
+        self._hooks_used = False
+        self.holds = HoldQueues(run_hook=self.run_hook, report_interval_s=config.hold_report_interval_s)
         self._loaded_event = asyncio.Event()
         self._refresher: asyncio.Task | None = None
         self._flusher: asyncio.Task | None = None
@@ -111,18 +123,32 @@ class RouterRuntime:
         self._refresher.cancel()
         self.usage.close()
         await asyncio.gather(self._refresher, self._flusher, return_exceptions=True)
+        await self.holds.stop()
         await self.usage.flush()
         if self.session is not None:
             await self.session.close()
         await self.run_sync(connections.close_all)
+        if self._hooks_used:
+            await self.run_hook(connections.close_all)
         self._executor.shutdown(wait=True)
+        self._hook_executor.shutdown(wait=True)
 
     async def run_sync(self, function, *args):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, functools.partial(_on_db_thread, function, *args))
 
+    async def run_hook(self, function, *args):
+        """Run a hook of another app (which may use the database) on the hook thread."""
+        self._hooks_used = True
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._hook_executor, functools.partial(_on_db_thread, function, *args))
+
     async def refresh(self) -> None:
-        self.keys, self.table = await self.run_sync(load_snapshot)
+        keys, table, pools = await self.run_sync(load_snapshot)
+        self.keys, self.table = keys, table
+        if pools is not None:  # None: the directory failed this time; keep the last one
+            self.pools = pools
+        self.holds.on_refresh(table, self.pools)
         self.loaded = True
         self._loaded_event.set()
 

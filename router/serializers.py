@@ -42,6 +42,6 @@ class RequestTraceSerializer(serializers.ModelSerializer):
         fields = [
             "id", "created_at", "api_key", "api_key_name", "endpoint", "model", "instance_id", "status_code",
             "outcome", "error_message", "stream", "prompt_tokens", "completion_tokens", "ttft_ms", "latency_ms",
-            "retries", "route_reason",
+            "retries", "route_reason", "held_ms",
         ]
         read_only_fields = fields

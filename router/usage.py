@@ -42,6 +42,7 @@ class TraceRecord:
     ttft_ms: float | None = None
     retries: int = 0
     route_reason: str = ""
+    held_ms: float | None = None
 
 
 TRACE_COLUMNS = tuple(field.name for field in fields(TraceRecord))

@@ -5,6 +5,7 @@ from decimal import Decimal
 
 import pytest
 
+from autoscaling.tests.factories import make_pool
 from finops import selectors
 from finops.models import CostCursor, CostMinute
 from finops.services import MAX_MINUTES_PER_RUN, REVISIT_MINUTES, accrue_costs
@@ -38,8 +39,9 @@ def every_level(*, start, end) -> dict:
 def test_a_small_mock_gpu_allocated_for_exactly_60_minutes_costs_a_quarter_at_every_level(
         mock_cloud, clock, django_capture_on_commit_callbacks):
     accrue_costs()  # the cursor starts before the machine exists
+    pool = make_pool(name="chat")
     with django_capture_on_commit_callbacks(execute=True):
-        instance = request_mock(pool_id=7)
+        instance = request_mock(pool_id=pool.pk)
     assert fresh(instance).provider_created_at == START
     assert fresh(instance).cost_per_hour == QUARTER
 
@@ -54,7 +56,7 @@ def test_a_small_mock_gpu_allocated_for_exactly_60_minutes_costs_a_quarter_at_ev
         "total": QUARTER,
         "provider": [{"key": "mock", "amount": QUARTER}],
         "model": [{"key": "mock-echo", "amount": QUARTER}],
-        "pool": [{"key": "7", "amount": QUARTER}],
+        "pool": [{"key": str(pool.pk), "amount": QUARTER}],
         "instance": [{"key": str(instance.pk), "amount": QUARTER}],
     }
 

@@ -7,11 +7,15 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from autoscaling.models import Pool
+from autoscaling.tests.factories import make_pool
 from finops.services import accrue_costs
 from finops.tests.factories import LARGE, START, api_key, billed_instance, budget, trace
 from instances.models import Status
+from instances.tests.factories import make_instance
 from monitoring.models import WorkerState
 from router.models import RequestTrace
 
@@ -79,13 +83,28 @@ def test_latency_and_ttft_are_histograms_of_the_last_minutes(client, traffic):
     assert metrics["inventiv_router_recent_latency_seconds_gsum"].samples[0].value == pytest.approx(3.78)
 
 
-def test_budgets_costs_are_exposed_and_held_requests_and_pools_are_not(client, traffic):
+def test_budgets_and_costs_are_exposed(client, traffic):
     metrics = families(client.get(URL))
 
     target = str(traffic["key"].pk)
     assert samples(metrics["inventiv_budget_used_ratio"]) == {(("scope", "api_key"), ("target", target)): 0.0}
     assert "inventiv_spend_today_eur" in metrics and "inventiv_spend_month_eur" in metrics
-    assert not [name for name in metrics if "held" in name or "pool" in name]
+
+
+def test_pool_sizes_and_held_requests_are_exposed(client, seed):
+    pool = make_pool(name="chat")
+    make_instance(status=Status.READY, with_server=False, pool=pool)
+    make_instance(status=Status.BOOTING, with_server=False, pool=pool)
+    Pool.objects.filter(pk=pool.pk).update(desired_size=3, held_requests=4, held_at=timezone.now())
+
+    metrics = families(client.get(URL))
+
+    assert samples(metrics["inventiv_pool_instances"]) == {
+        (("phase", "draining"), ("pool", "chat")): 0, (("phase", "ready"), ("pool", "chat")): 1,
+        (("phase", "starting"), ("pool", "chat")): 1,
+    }
+    assert samples(metrics["inventiv_pool_desired_size"]) == {(("pool", "chat"),): 3}
+    assert samples(metrics["inventiv_pool_held_requests"]) == {(("pool", "chat"),): 4}
 
 
 def test_it_refuses_a_client_outside_the_allowed_addresses_without_the_token(client, db, settings):

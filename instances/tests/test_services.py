@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from autoscaling.tests.factories import make_pool
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, Zone
 from instances.credentials import engine_api_key, verify_worker_token
 from instances.models import ErrorCode, Instance, Status
@@ -85,9 +86,11 @@ def test_a_rejected_request_keeps_what_it_asked_for_and_what_was_found(mock_clou
 
 
 def test_a_pool_request_is_logged_as_the_autoscalers(mock_cloud):
-    instance = request_mock(pool_id=42)
+    pool = make_pool()
+    instance = request_mock(pool_id=pool.pk)
 
-    assert fresh(instance).requested["pool_id"] == "42"
+    assert fresh(instance).pool_id == pool.pk
+    assert fresh(instance).requested["pool_id"] == str(pool.pk)
     assert ActionLog.objects.get(instance_id=instance.pk, action_type="REQUEST_CREATE").component == "autoscaler"
 
 

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from rest_framework.authtoken.models import Token
 from schemathesis.checks import not_a_server_error
 
+from autoscaling.models import Pool
+from autoscaling.tests.factories import make_pool
 from catalog.models import InstanceType, LlmModel, Provider, Region, RuntimeSetting, Zone
 from inventiv.wsgi import application
 from monitoring.models import ActionType
@@ -31,6 +33,7 @@ KNOWN_ROWS = {
     "models": (LlmModel, "code"),
     "settings": (RuntimeSetting, "key"),
     "action-types": (ActionType, "code"),
+    "pools": (Pool, "name"),
 }
 
 
@@ -46,6 +49,7 @@ def api_schema(request, seed, admin_user):
     # schemathesis 4.32 renames the running test through `node._nodeid`, an attribute pytest 9 no longer has.
     request.node._nodeid = request.node.nodeid
     token = Token.objects.create(user=admin_user)
+    make_pool(name="fuzzed")  # so that pool paths reach the serializers, not only 404s
     config = schemathesis.Config.from_dict(
         {
             "headers": {"Authorization": f"Token {token.key}"},
