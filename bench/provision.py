@@ -9,6 +9,11 @@ zero, starts the web server (uvicorn) and real Celery workers as subprocesses, s
 `POST /api/instances/` at once from `--clients` threads with a staff token, and waits until every
 instance is ready. Latency per instance is ready_at - created_at as the database recorded them.
 Target: median < 2 s.
+
+Besides the latencies it prints the process layout and where the CPU went, per instance: the web server,
+each Celery worker with its pool processes, the database backends still open at the end, and the client
+threads (this process); and how many database sessions were opened (one per task where Celery closes its
+connection after each).
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import psutil
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -36,6 +42,9 @@ START_TIMEOUT_S = 60
 READY_TIMEOUT_S = 600
 POLL_S = 0.25
 HTTP_TIMEOUT_S = 60
+DEFAULT_WEB_THREADS = 8  # inventiv/asgi.py's WEB_THREADS default
+# PostgreSQL counts a session when its backend exits; give the stopped processes' backends time to report.
+STATS_FLUSH_S = 1
 MOCK_REQUEST = {"provider": "mock", "zone": "mock-eu-1", "instance_type": "MOCK-GPU-S", "model": "mock-echo"}
 
 
@@ -83,6 +92,18 @@ class Processes:
             if process.poll() is not None:
                 sys.exit(f"{process.args[2:4]} exited with {process.returncode}; see {handle.name}")
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """CPU time (user + system) used so far by each started process and its children (prefork pools)."""
+        used = {}
+        for process, handle in self.started:
+            name = Path(handle.name).stem
+            try:
+                tree = psutil.Process(process.pid)
+                used[name] = sum(_cpu(member) for member in [tree, *tree.children(recursive=True)])
+            except psutil.NoSuchProcess:
+                used[name] = 0.0
+        return used
+
     def stop(self) -> None:
         for process, _ in self.started:
             if process.poll() is None:
@@ -94,6 +115,56 @@ class Processes:
                 process.kill()
                 process.wait()
             handle.close()
+
+
+def _cpu(process: psutil.Process) -> float:
+    try:
+        times = process.cpu_times()
+    except psutil.NoSuchProcess:
+        return 0.0
+    return times.user + times.system
+
+
+def database_cpu_seconds(database: str) -> dict[int, float]:
+    """CPU time used so far by each live PostgreSQL backend serving `database`, by pid (empty when the
+    server runs elsewhere or its processes cannot be seen). A backend that exits before it is looked at
+    (a connection closed after each task) is not counted: `database_sessions` tells how many there were."""
+    used = {}
+    for process in psutil.process_iter(["cmdline"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if cmdline.startswith("postgres: ") and f" {database} " in cmdline:
+            used[process.pid] = _cpu(process)
+    return used
+
+
+def database_sessions() -> int:
+    """Connections ever opened to the benchmark's database (PostgreSQL counts them as they end)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        return cursor.fetchone()[0]
+
+
+class CpuMeter:
+    """CPU time spent between `start()` and `stop()` by the web server, the workers, the database
+    backends and this process (the client threads)."""
+
+    def __init__(self, processes: Processes, database: str):
+        self.processes, self.database = processes, database
+
+    def _now(self) -> tuple[dict[str, float], dict[int, float], float]:
+        return self.processes.cpu_seconds(), database_cpu_seconds(self.database), _cpu(psutil.Process())
+
+    def start(self) -> None:
+        self.before = self._now()
+
+    def stop(self) -> dict[str, float]:
+        (procs0, db0, client0), (procs1, db1, client1) = self.before, self._now()
+        used = {name: procs1[name] - procs0.get(name, 0.0) for name in procs1}
+        used["postgres"] = sum(seconds - db0.get(pid, 0.0) for pid, seconds in db1.items())
+        used["client"] = client1 - client0
+        return used
 
 
 def wait_until(condition, what: str, processes: Processes, timeout_s: float = START_TIMEOUT_S) -> None:
@@ -116,6 +187,19 @@ def http_ok(url: str) -> bool:
 def percentile(samples: list[float], share: float) -> float:
     ordered = sorted(samples)
     return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
+
+
+def layout(args) -> str:
+    """The processes this run used, as they would run in production (docker-compose.yml runs the same
+    commands; Celery's prefork concurrency there defaults to the number of CPUs)."""
+    from django.conf import settings
+
+    reuse = getattr(settings, "CELERY_DB_REUSE_MAX", None)
+    connection = f"reused for {reuse} tasks" if reuse else "closed after every task (Celery's default)"
+    return (f"Celery: {args.workers} worker x {args.concurrency} prefork processes, database connection "
+            f"{connection}; web: {args.web_workers} uvicorn {args.web} worker x "
+            f"{os.environ.get('WEB_THREADS', DEFAULT_WEB_THREADS)} threads; {args.clients} client threads; "
+            f"{os.cpu_count()} CPUs")
 
 
 def main() -> None:
@@ -169,6 +253,9 @@ def main() -> None:
                                         headers={"Authorization": f"Token {token}"}, timeout=HTTP_TIMEOUT_S)
                 return response.status_code, time.perf_counter() - started
 
+        meter = CpuMeter(processes, database=url.rsplit("/", 1)[1])
+        meter.start()
+        sessions_before = database_sessions()
         started = time.perf_counter()
         with ThreadPoolExecutor(max_workers=args.clients) as pool:
             answers = list(pool.map(post, range(args.instances)))
@@ -179,22 +266,30 @@ def main() -> None:
         pending = Instance.objects.exclude(status__in=[Status.READY, Status.PROVISIONING_FAILED, Status.FAILED])
         wait_until(lambda: not pending.exists(), "every instance to be ready", processes, READY_TIMEOUT_S)
         wall = time.perf_counter() - started
+        cpu = meter.stop()
     finally:
         processes.stop()
+    time.sleep(STATS_FLUSH_S)
+    sessions = database_sessions() - sessions_before
 
     rows = list(Instance.objects.values_list("status", "created_at", "ready_at"))
     latencies = [(ready - created).total_seconds() for status, created, ready in rows if status == Status.READY]
     post_latencies = [seconds for _, seconds in answers]
     from providers.models import MockServer
 
-    print(f"instances requested      {args.instances} (Celery: {args.workers} worker x {args.concurrency}, "
-          f"web: {args.web_workers} uvicorn {args.web} worker, {args.clients} client threads)")
+    print(f"instances requested      {args.instances}")
+    print(f"process layout           {layout(args)}")
     print(f"ready                    {len(latencies)}   Mock servers: {MockServer.objects.count()}")
     print(f"POST latency             median {statistics.median(post_latencies) * 1000:.0f} ms, "
           f"p95 {percentile(post_latencies, 0.95) * 1000:.0f} ms; all sent in {sent:.2f} s")
     print(f"create -> ready          median {statistics.median(latencies):.3f} s, "
           f"p95 {percentile(latencies, 0.95):.3f} s, max {max(latencies):.3f} s")
     print(f"all ready after          {wall:.2f} s ({len(latencies) / wall:.0f} instances/s)")
+    per_instance = ", ".join(f"{name} {seconds * 1000 / args.instances:.1f}" for name, seconds in cpu.items())
+    print(f"CPU ms per instance      {per_instance} (total {sum(cpu.values()) * 1000 / args.instances:.1f}; "
+          f"load average {os.getloadavg()[0]:.1f} at the end)")
+    print(f"database sessions        {sessions} opened ({sessions / args.instances:.1f} per instance; postgres CPU "
+          f"above counts only those still open at the end)")
     verdict = "meets" if statistics.median(latencies) < TARGET_MEDIAN_S else "misses"
     print(f"target median < {TARGET_MEDIAN_S:.0f} s: {verdict}")
 

@@ -1,10 +1,13 @@
 """Catalog logic: compatibility, zone offers and typed runtime settings."""
 
+import time
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, QuerySet
+from django.db.models.signals import post_delete, post_migrate, post_save
+from django.dispatch import receiver
 
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, RuntimeSetting, Zone
 from catalog.setting_specs import SETTING_SPECS
@@ -117,9 +120,16 @@ def parse_setting_value(*, value_type: str, raw, min_value=None, max_value=None)
     return value
 
 
+# Each process reads the settings table at most this often (all rows at once): provisioning one instance
+# reads five settings, and a query for each was a sixth of its database work. A change made in this process
+# applies at once (`_forget_settings_on_commit`); every other process sees it within this many seconds.
+SETTINGS_CACHE_S = 5
+_settings_cache: tuple[float, dict[str, RuntimeSetting]] | None = None  # (valid until, time.monotonic(); rows)
+
+
 def get_setting(key: str):
     """The typed current value of runtime setting `key` (its code default when no row exists)."""
-    row = RuntimeSetting.objects.filter(key=key).first()
+    row = _setting_row(key)
     if row is not None:
         try:
             return parse_setting_value(
@@ -131,6 +141,36 @@ def get_setting(key: str):
     if spec is None:
         raise KeyError(f"unknown runtime setting {key!r}")
     return parse_setting_value(value_type=spec.value_type, raw=spec.default)
+
+
+def _setting_row(key: str) -> RuntimeSetting | None:
+    if transaction.get_connection().in_atomic_block:
+        # A transaction sees its own uncommitted changes and may still roll them back: what it reads is
+        # neither kept nor taken from what others committed a few seconds ago.
+        return RuntimeSetting.objects.filter(key=key).first()
+    global _settings_cache
+    now = time.monotonic()
+    if _settings_cache is None or _settings_cache[0] <= now:
+        _settings_cache = (now + SETTINGS_CACHE_S, {row.key: row for row in RuntimeSetting.objects.all()})
+    return _settings_cache[1].get(key)
+
+
+def forget_settings() -> None:
+    """Drop this process's copy of the settings: the next `get_setting` reads the table."""
+    global _settings_cache
+    _settings_cache = None
+
+
+@receiver([post_save, post_delete], sender=RuntimeSetting)
+def _forget_settings_on_commit(**kwargs) -> None:
+    # After the commit, not now: a read in between would keep the old value, or one that rolls back.
+    transaction.on_commit(forget_settings)
+
+
+@receiver(post_migrate)
+def _forget_settings_after_migrate(**kwargs) -> None:
+    # A migration or a flush (the test runner's, between tests) replaces the table behind the signals above.
+    forget_settings()
 
 
 def update_setting(setting: RuntimeSetting, *, value) -> RuntimeSetting:

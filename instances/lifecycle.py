@@ -13,7 +13,8 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from instances.models import Instance, Status
-from monitoring.services import Component, record_action
+from monitoring.models import ActionLog
+from monitoring.services import Component, new_action, write_actions
 
 # Sent after commit: sender=Instance, instance=..., before=..., after=... . Apps above instances (router,
 # autoscaling, finops) listen to it instead of instances calling them.
@@ -76,6 +77,8 @@ def transition(
     metadata: dict | None = None,
     on_commit: Callable[[], None] | None = None,
     allowed_from: frozenset[str] | None = None,
+    steps: list[ActionLog] | None = None,
+    already_locked: bool = False,
 ) -> tuple[Instance, bool]:
     """Move `instance` to status `to`; return (fresh instance, whether it changed).
 
@@ -83,48 +86,57 @@ def transition(
     `allowed_from` narrows the statuses this caller may move from (a compare-and-set): a row found in
     any other status is left alone and reported unchanged, because another worker got there first.
     Raises InvalidTransition when the table forbids the move. `fields` are saved with the status;
-    `on_commit` runs after the transaction commits.
+    `on_commit` runs after the transaction commits. `steps` are held action-log rows of what led here
+    (`action_step(..., into=...)`): they are written before the move's own row, in the same insert and
+    transaction, and also when there is no move (they took place all the same); the list is emptied.
+    `already_locked`: `instance` is up to date with an earlier move in the current transaction, which holds
+    its row locked: it is used as it is instead of being read again.
+
+    Inside a caller's transaction this takes no savepoint of its own (two round trips each): a database
+    error here fails the caller's transaction too, whose other writes belong with the move anyway.
     """
     instance_id = instance.pk if isinstance(instance, Instance) else instance
-    with transaction.atomic():
-        locked = Instance.objects.select_for_update().get(pk=instance_id)
+    steps = steps if steps is not None else []
+    with transaction.atomic(savepoint=False):
+        locked = instance if already_locked else Instance.objects.select_for_update().get(pk=instance_id)
         before = locked.status
-        if before == to:
-            return locked, False
-        if allowed_from is not None and before not in allowed_from:
-            return locked, False
-        if not can_transition(before, to):
-            raise InvalidTransition(instance_id, before, to)
-        now = timezone.now()
-        locked.status = to
-        locked.status_changed_at = now
-        update = {"status", "status_changed_at"}
-        phase_field = PHASE_FIELDS.get(to)
-        if phase_field and getattr(locked, phase_field) is None:
-            setattr(locked, phase_field, now)
-            update.add(phase_field)
-        if error_code:
-            locked.error_code, locked.error_message = error_code, error_message
-            update |= {"error_code", "error_message"}
-        for name, value in (fields or {}).items():
-            setattr(locked, name, value)
-            update.add(name)
-        locked.save(update_fields=sorted(update))
-        record_action(
-            action_type,
-            component=component,
-            status="failed" if error_code else "success",
-            instance_id=locked.pk,
-            user=actor,
-            error_code=error_code,
-            error_message=error_message,
-            status_before=before,
-            status_after=to,
-            metadata={**(metadata or {}), **({"reason": reason} if reason else {})},
-        )
-        transaction.on_commit(
-            lambda: status_changed.send(sender=Instance, instance=locked, before=before, after=to)
-        )
-        if on_commit is not None:
-            transaction.on_commit(on_commit)
-    return locked, True
+        moving = before != to and (allowed_from is None or before in allowed_from)
+        allowed = can_transition(before, to)
+        if moving and allowed:
+            now = timezone.now()
+            locked.status = to
+            locked.status_changed_at = now
+            update = {"status", "status_changed_at"}
+            phase_field = PHASE_FIELDS.get(to)
+            if phase_field and getattr(locked, phase_field) is None:
+                setattr(locked, phase_field, now)
+                update.add(phase_field)
+            if error_code:
+                locked.error_code, locked.error_message = error_code, error_message
+                update |= {"error_code", "error_message"}
+            for name, value in (fields or {}).items():
+                setattr(locked, name, value)
+                update.add(name)
+            locked.save(update_fields=sorted(update))
+            steps.append(new_action(
+                action_type,
+                component=component,
+                status="failed" if error_code else "success",
+                instance_id=locked.pk,
+                user=actor,
+                error_code=error_code,
+                error_message=error_message,
+                status_before=before,
+                status_after=to,
+                metadata={**(metadata or {}), **({"reason": reason} if reason else {})},
+            ))
+            transaction.on_commit(
+                lambda: status_changed.send(sender=Instance, instance=locked, before=before, after=to)
+            )
+            if on_commit is not None:
+                transaction.on_commit(on_commit)
+        write_actions(steps)
+    if moving and not allowed:
+        # Raised out here, past the transaction block, so that a caller's transaction stays usable.
+        raise InvalidTransition(instance_id, before, to)
+    return locked, moving

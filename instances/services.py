@@ -21,14 +21,23 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from catalog.models import InstanceType, LlmModel, Provider, Zone
+from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Zone
 from catalog.services import get_setting, incompatibility_reason, is_offered
 from instances import health
 from instances.credentials import ENV_ENGINE_API_KEY, ENV_WORKER_TOKEN, MintedCredentials, mint_credentials
 from instances.health import STARTUP_STATUSES, Verdict
 from instances.lifecycle import InvalidTransition, transition
 from instances.models import ErrorCode, Instance, Status
-from monitoring.services import Component, Outcome, action_step, record_action
+from monitoring.models import ActionLog
+from monitoring.services import (
+    Component,
+    Outcome,
+    action_step,
+    held_actions,
+    new_action,
+    record_action,
+    write_actions,
+)
 from providers.base import (
     INVENTIV_TAG,
     CloudProvider,
@@ -106,7 +115,9 @@ def request_instance(*, provider: str | None, zone: str | None, instance_type: s
         if rejection is None:
             _enqueue("provision_instance_task", instance.pk)
     if rejection is None:
-        instance.refresh_from_db()  # the provision may have run already (eager tasks, a fast worker)
+        # The provision may have run already (eager tasks, a fast worker). It changes no catalog link, so
+        # those stay loaded for the caller (an API answer names them).
+        instance.refresh_from_db(fields=[f.attname for f in Instance._meta.concrete_fields if not f.is_relation])
     return instance
 
 
@@ -122,6 +133,36 @@ def _rejection(req: dict[str, str], found: dict) -> tuple[str, str] | None:
                 f"Missing {', '.join(missing)}: a request names a provider, a zone and an instance type.")
     if not req["model"]:
         return ErrorCode.MISSING_MODEL, "Missing model: name the LLM model the machine will serve."
+    rejection = _offer_rejection(req, found)
+    if rejection is not None:
+        return rejection
+    llm = LlmModel.objects.filter(code=req["model"]).first()
+    if llm is None or not llm.active:
+        return ErrorCode.INVALID_MODEL, f"Model {req['model']!r} is unknown or inactive."
+    found["model"] = llm
+    reason = incompatibility_reason(llm, found["instance_type"])
+    if reason:
+        return ErrorCode.INCOMPATIBLE_MODEL_INSTANCE, reason
+    return None
+
+
+def _offer_rejection(req: dict[str, str], found: dict) -> tuple[str, str] | None:
+    """Why the provider, zone and instance type asked for cannot be used together, or None.
+
+    One query when they can (every request the API accepts); the reason is looked for step by step only
+    when they cannot.
+    """
+    offer = (
+        InstanceTypeZone.objects.select_related("instance_type__provider", "zone__region")
+        .filter(instance_type__provider__code=req["provider"], instance_type__code=req["instance_type"],
+                zone__region__provider__code=req["provider"], zone__code=req["zone"])
+        .first()
+    )
+    if offer is not None:
+        offer_type, zone = offer.instance_type, offer.zone
+        if offer_type.provider.active and zone.active and zone.region.active and offer_type.active:
+            found.update(provider=offer_type.provider, zone=zone, instance_type=offer_type)
+            return None
     provider = Provider.objects.filter(code=req["provider"]).first()
     if provider is None or not provider.active:
         return ErrorCode.INVALID_PROVIDER, f"Provider {req['provider']!r} is unknown or inactive."
@@ -140,14 +181,7 @@ def _rejection(req: dict[str, str], found: dict) -> tuple[str, str] | None:
         return ErrorCode.INACTIVE_INSTANCE_TYPE, f"Instance type {offer.code} is inactive."
     if not is_offered(offer, zone):
         return ErrorCode.INSTANCE_TYPE_NOT_AVAILABLE_IN_ZONE, f"{offer.code} is not offered in {zone.code}."
-    llm = LlmModel.objects.filter(code=req["model"]).first()
-    if llm is None or not llm.active:
-        return ErrorCode.INVALID_MODEL, f"Model {req['model']!r} is unknown or inactive."
-    found["model"] = llm
-    reason = incompatibility_reason(llm, offer)
-    if reason:
-        return ErrorCode.INCOMPATIBLE_MODEL_INSTANCE, reason
-    return None
+    return None  # an operator enabled the offer between the two reads: it can be used now
 
 
 # --- Provisioning ---------------------------------------------------------------------------
@@ -173,54 +207,60 @@ def _provision(instance: Instance) -> None:
     )
     zone = instance.zone.code
     verb = "create"
-    try:
-        adapter = adapter_for(instance.provider)
-        adapter.check_available()
-        if not instance.provider_server_id:
-            if not _create_server(instance, adapter, parent=execute):
-                return
-        verb = "start"
-        with action_step("PROVIDER_START", component=ORCH, instance_id=instance.pk, parent=execute):
-            adapter.start_server(instance.provider_server_id, zone=zone)
-        with action_step("PROVIDER_GET_IP", component=ORCH, instance_id=instance.pk, parent=execute) as row:
-            server = adapter.get_server(instance.provider_server_id, zone=zone)
-            row.response_payload = {"public_ip": server.public_ip if server else None,
-                                    "state": server.state.value if server else "gone"}
-    except ProviderError as exc:
-        if not exc.permanent:
-            raise
-        default = ErrorCode.PROVIDER_CREATE_FAILED if verb == "create" else ErrorCode.PROVIDER_START_FAILED
-        code = exc.code if verb == "create" and exc.code in CREATE_ERROR_CODES else default
-        hint = HINTS.get(code)
-        message = (f"{instance.provider.code} could not {verb} a {instance.instance_type.code} server in {zone}: "
-                   f"{exc.message}" + (f" ({hint})." if hint else ""))
-        fail_instance(instance, to=Status.PROVISIONING_FAILED, code=code, message=message, action_type="EXECUTE_CREATE")
-        return
-    if server is None:
-        fail_instance(instance, to=Status.PROVISIONING_FAILED, code=ErrorCode.PROVIDER_DELETED,
-                      message="The server disappeared at the provider right after it was started.",
-                      action_type="PROVIDER_DELETED_DETECTED")
-        return
-    now = timezone.now()
-    moved = _move(
-        instance, Status.BOOTING, action_type="INSTANCE_CREATED", allowed_from=frozenset({Status.PROVISIONING}),
-        fields={**_address_fields(server), "progress_at": now,
-                "startup_deadline_at": health.startup_deadline(instance, now=now)},
-    )
-    if moved:
-        # The first health check runs now, not at the next sweep: a machine that is up is ready at once.
+    # The steps' rows are written with the move to booting (one insert, one commit for them all), or at
+    # once when the run stops before it. A worker killed in between loses them, not the server: its id is
+    # committed as soon as it exists.
+    with held_actions() as held:
+        try:
+            adapter = adapter_for(instance.provider)
+            adapter.check_available()
+            if not instance.provider_server_id:
+                if not _create_server(instance, adapter, parent=execute, held=held):
+                    return
+            verb = "start"
+            server = _start_server(instance, adapter, parent=execute, held=held)
+        except ProviderError as exc:
+            if not exc.permanent:
+                raise
+            default = ErrorCode.PROVIDER_CREATE_FAILED if verb == "create" else ErrorCode.PROVIDER_START_FAILED
+            code = exc.code if verb == "create" and exc.code in CREATE_ERROR_CODES else default
+            hint = HINTS.get(code)
+            message = (f"{instance.provider.code} could not {verb} a {instance.instance_type.code} server in "
+                       f"{zone}: {exc.message}" + (f" ({hint})." if hint else ""))
+            fail_instance(instance, to=Status.PROVISIONING_FAILED, code=code, message=message,
+                          action_type="EXECUTE_CREATE", steps=held)
+            return
+        if server is None:
+            fail_instance(instance, to=Status.PROVISIONING_FAILED, code=ErrorCode.PROVIDER_DELETED,
+                          message="The server disappeared at the provider right after it was started.",
+                          action_type="PROVIDER_DELETED_DETECTED", steps=held)
+            return
+        now = timezone.now()
+        booting = {**_address_fields(server), "progress_at": now,
+                   "startup_deadline_at": health.startup_deadline(instance, now=now)}
+        # Booting, and ready too when the machine is up already: one commit, the row read and locked once.
+        with transaction.atomic():
+            moved = _move(instance, Status.BOOTING, action_type="INSTANCE_CREATED",
+                          allowed_from=frozenset({Status.PROVISIONING}), fields=booting, steps=held)
+            # The first health check runs now, not at the next sweep: a machine that is up is ready at once.
+            agent = health.runs_worker_agent(instance)
+            ready = moved and health.startup_verdict(instance, server, now=now, agent=agent) is Verdict.READY
+            if ready:
+                _mark_ready(instance, server, already_locked=True)
+    if moved and not ready:
         apply_startup_verdict(instance, server, adapter=adapter)
 
 
-def _create_server(instance: Instance, adapter: CloudProvider, *, parent) -> bool:
+def _create_server(instance: Instance, adapter: CloudProvider, *, parent, held: list[ActionLog]) -> bool:
     """Create the server and commit its id at once. False when the instance ended meanwhile."""
     credentials = mint_credentials()
     # Committed before the server exists, so a machine never holds a token Inventiv does not know.
     Instance.objects.filter(pk=instance.pk).update(**credentials.stored_fields())
-    with action_step("PROVIDER_CREATE", component=ORCH, instance_id=instance.pk, parent=parent) as row:
+    with action_step("PROVIDER_CREATE", component=ORCH, instance_id=instance.pk, parent=parent, into=held) as row:
         server = adapter.create_server(_server_spec(instance, credentials))
         row.response_payload = {"server_id": server.server_id, "state": server.state.value}
-    with action_step("PERSIST_PROVIDER_ID", component=ORCH, instance_id=instance.pk, parent=parent) as row:
+    with action_step("PERSIST_PROVIDER_ID", component=ORCH, instance_id=instance.pk, parent=parent,
+                     into=held) as row:
         now = timezone.now()
         persisted = {"provider_server_id": server.server_id, "provider_created_at": server.created_at or now,
                      "progress_at": now}
@@ -233,6 +273,7 @@ def _create_server(instance: Instance, adapter: CloudProvider, *, parent) -> boo
         return True
     # The instance ended (terminated, or failed by the re-queue sweep) while its server was being created:
     # the server must not outlive it.
+    write_actions(held)
     status, error_code = Instance.objects.filter(pk=instance.pk).values_list("status", "error_code").get()
     if status in (Status.TERMINATED, Status.ARCHIVED):
         with action_step("PROVIDER_TERMINATE", component=ORCH, instance_id=instance.pk, parent=parent,
@@ -241,6 +282,18 @@ def _create_server(instance: Instance, adapter: CloudProvider, *, parent) -> boo
     else:
         terminate_instance(instance, reason=error_code or "ended during creation")
     return False
+
+
+def _start_server(instance: Instance, adapter: CloudProvider, *, parent, held: list[ActionLog]) -> ServerInfo | None:
+    """Power the server on and read its address (None when the provider no longer knows it)."""
+    zone = instance.zone.code
+    with action_step("PROVIDER_START", component=ORCH, instance_id=instance.pk, parent=parent, into=held):
+        adapter.start_server(instance.provider_server_id, zone=zone)
+    with action_step("PROVIDER_GET_IP", component=ORCH, instance_id=instance.pk, parent=parent, into=held) as row:
+        server = adapter.get_server(instance.provider_server_id, zone=zone)
+        row.response_payload = {"public_ip": server.public_ip if server else None,
+                                "state": server.state.value if server else "gone"}
+    return server
 
 
 def _server_spec(instance: Instance, credentials: MintedCredentials) -> ServerSpec:
@@ -326,10 +379,7 @@ def apply_startup_verdict(instance: Instance, server: ServerInfo | None, *, adap
         if workers.promote_if_worker_ready(instance):
             return Verdict.READY
     if verdict is Verdict.READY:
-        with transaction.atomic():  # one commit for the check and the move
-            record_action("HEALTH_CHECK", component=ORCH, instance_id=instance.pk, status_before=instance.status,
-                          metadata={"server_state": server.state.value, "runtime": server.metadata.get("runtime", "")})
-            _move(instance, Status.READY, action_type="INSTANCE_READY", allowed_from=STARTUP_STATUSES)
+        _mark_ready(instance, server)
     elif verdict is Verdict.INSTALLING:
         _move(instance, Status.INSTALLING, action_type="HEALTH_CHECK", allowed_from=frozenset({Status.BOOTING}),
               reason="the server runs; its worker agent installs and reports by heartbeat")
@@ -344,6 +394,15 @@ def apply_startup_verdict(instance: Instance, server: ServerInfo | None, *, adap
     elif server is not None and server.public_ip and not instance.public_ip:
         Instance.objects.filter(pk=instance.pk).update(**_address_fields(server))
     return verdict
+
+
+def _mark_ready(instance: Instance, server: ServerInfo, *, already_locked: bool = False) -> None:
+    """Log the health check that found the machine up and move it to ready, in one insert and one commit (the
+    caller's, if any). A ready machine needs no claim: the move lets go of it."""
+    check = new_action("HEALTH_CHECK", component=ORCH, instance_id=instance.pk, status_before=instance.status,
+                       metadata={"server_state": server.state.value, "runtime": server.metadata.get("runtime", "")})
+    _move(instance, Status.READY, action_type="INSTANCE_READY", allowed_from=STARTUP_STATUSES, steps=[check],
+          fields={"claimed_until": None}, already_locked=already_locked)
 
 
 def handle_provider_deleted(instance: Instance, *, adapter: CloudProvider, allowed_from: frozenset[str]) -> bool:
@@ -362,14 +421,16 @@ def handle_provider_deleted(instance: Instance, *, adapter: CloudProvider, allow
 
 
 def fail_instance(instance: Instance, *, to: str, code: str, message: str, action_type: str,
-                  allowed_from: frozenset[str] | None = None, metadata: dict | None = None) -> Instance:
-    """Move `instance` to a failed status with an error code, from the status it is in now.
+                  allowed_from: frozenset[str] | None = None, metadata: dict | None = None,
+                  steps: list[ActionLog] | None = None) -> Instance:
+    """Move `instance` to a failed status with an error code, from the status it is in now (`steps`: held
+    rows of what led to the failure, written first).
 
     A failed machine that exists at the provider is terminated at once (deletion_reason = the code), so
     nothing is paid for silently.
     """
     moved = _move(instance, to, action_type=action_type, error_code=code, error_message=message,
-                  allowed_from=allowed_from or frozenset({instance.status}), metadata=metadata)
+                  allowed_from=allowed_from or frozenset({instance.status}), metadata=metadata, steps=steps)
     if moved and instance.provider_server_id:
         terminate_instance(instance, reason=code)
     return instance
@@ -545,17 +606,21 @@ def unclaimed(now: datetime) -> Q:
 @contextmanager
 def claimed(instance_id, *, statuses, lease_s: float, progress: bool = False) -> Iterator[Instance | None]:
     """Claim one instance in `statuses` for `lease_s` seconds; yield it (None when another worker holds
-    it, or it is in another status, or gone) and release it afterwards."""
+    it, or it is in another status, or gone) and release it afterwards, unless the work let go of it in
+    one of its own writes (a move to ready does: one query less on the hot path)."""
     now = timezone.now()
     until = now + timedelta(seconds=lease_s)
     update = {"claimed_until": until, **({"progress_at": now} if progress else {})}
     if not Instance.objects.filter(unclaimed(now), pk=instance_id, status__in=statuses).update(**update):
         yield None
         return
+    instance = None
     try:
-        yield Instance.objects.select_related("provider", "zone", "instance_type", "model").get(pk=instance_id)
+        instance = Instance.objects.select_related("provider", "zone", "instance_type", "model").get(pk=instance_id)
+        yield instance
     finally:
-        release_claims([instance_id], until=until)
+        if instance is None or instance.claimed_until == until:
+            release_claims([instance_id], until=until)
 
 
 def release_claims(instance_ids, *, until: datetime) -> None:

@@ -1,10 +1,16 @@
-"""Writing the action log. Every step of every lifecycle goes through `record_action` or `action_step`."""
+"""Writing the action log. Every step of every lifecycle goes through `record_action` or `action_step`.
+
+A row is written when its step ends, in the caller's transaction if any. Where several steps lead to one
+state change (the provider calls before a status move), their rows can be held instead (`held_actions`)
+and written with that change (`transition(..., steps=held)`): one insert and one commit for the lot
+instead of one each.
+"""
 
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.utils import timezone
 
@@ -14,7 +20,7 @@ Component = ActionLog.Component
 Outcome = ActionLog.Status
 
 
-def record_action(
+def new_action(
     action_type: str,
     *,
     component: str,
@@ -31,9 +37,9 @@ def record_action(
     request_payload=None,
     response_payload=None,
 ) -> ActionLog:
-    """Write one finished (or failed) step. Runs in the caller's transaction, if any."""
+    """One finished (or failed) step, not written yet: `record_action` writes it now, `write_actions` with others."""
     now = timezone.now()
-    return ActionLog.objects.create(
+    return ActionLog(
         action_type=action_type,
         component=component,
         status=status,
@@ -53,6 +59,35 @@ def record_action(
     )
 
 
+def record_action(action_type: str, **fields) -> ActionLog:
+    """Write one finished (or failed) step (`new_action`'s arguments). Runs in the caller's transaction, if any."""
+    row = new_action(action_type, **fields)
+    row.save(force_insert=True)
+    return row
+
+
+def write_actions(rows: list[ActionLog]) -> None:
+    """Write held rows with one insert, in their order (the timeline orders by time, then id), and empty the
+    list: a row is written once."""
+    if len(rows) == 1:
+        rows[0].save(force_insert=True)  # a plain insert: bulk_create would wrap it in a transaction of its own
+    elif rows:
+        ActionLog.objects.bulk_create(rows)
+    rows.clear()
+
+
+@contextmanager
+def held_actions() -> Iterator[list[ActionLog]]:
+    """A list to hold step rows in (`action_step(..., into=held)`) until the change they lead to writes them
+    (`transition(..., steps=held)`). What is still held when the block ends is written then, also when it
+    raises: a failed step stays logged."""
+    held: list[ActionLog] = []
+    try:
+        yield held
+    finally:
+        write_actions(held)
+
+
 class StepFailed(Exception):
     """Raised inside `action_step` to mark the step failed with a code, without a traceback in the log."""
 
@@ -64,11 +99,13 @@ class StepFailed(Exception):
 
 @contextmanager
 def action_step(action_type: str, *, component: str, instance_id=None, metadata: dict | None = None,
-                parent: ActionLog | None = None, user=None) -> Iterator[ActionLog]:
+                parent: ActionLog | None = None, user=None,
+                into: list[ActionLog] | None = None) -> Iterator[ActionLog]:
     """Time a step: the row is written when the step ends, as success, or as failed if it raised.
 
     The step's code may add to `row.metadata` / `row.response_payload` before it ends. Writing only at
-    the end keeps one query per step on the hot provisioning path.
+    the end keeps one query per step on the hot provisioning path. With `into` (a `held_actions()` list),
+    the finished row is appended there instead, to be written with the change the steps lead to.
     """
     started = time.monotonic()
     row = ActionLog(
@@ -88,4 +125,7 @@ def action_step(action_type: str, *, component: str, instance_id=None, metadata:
     finally:
         row.duration_ms = int((time.monotonic() - started) * 1000)
         row.completed_at = timezone.now()
-        row.save()
+        if into is None:
+            row.save()
+        else:
+            into.append(row)

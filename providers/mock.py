@@ -15,6 +15,7 @@ import abc
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import nullcontext
 from datetime import datetime, timedelta
 from importlib import import_module
 
@@ -132,7 +133,7 @@ class MockProvider(CloudProvider):
         if spec.commercial_type not in {offer.code for offer in MOCK_TYPES}:
             raise ProviderError(f"Mock cloud sells no {spec.commercial_type!r}", permanent=True)
         try:
-            with transaction.atomic():
+            with _undoable():
                 server = MockServer.objects.create(
                     zone=spec.zone, name=spec.name, commercial_type=spec.commercial_type, tags=list(spec.tags),
                     instance_id=instance_id or "", user_data=spec.user_data, runtime_env=dict(spec.runtime_env),
@@ -262,14 +263,22 @@ class MockProvider(CloudProvider):
 # --- Fault injection ------------------------------------------------------------------------
 
 
+def _undoable():
+    """Where a failing statement must leave the caller's transaction usable: a savepoint inside a transaction;
+    nothing outside one, where a failed statement changes nothing (and BEGIN/COMMIT would cost two round trips)."""
+    return transaction.atomic() if transaction.get_connection().in_atomic_block else nullcontext()
+
+
 def _armed_faults(kinds, *, zone: str, commercial_type: str) -> list[MockFault]:
-    """Faults of `kinds` that match a call and are not used up (one query for all the kinds a call needs)."""
-    return list(
-        MockFault.objects.filter(kind__in=kinds)
-        .filter(Q(zone="") | Q(zone=zone), Q(commercial_type="") | Q(commercial_type=commercial_type))
-        .filter(Q(remaining__isnull=True) | Q(remaining__gt=0))
-        .order_by("id")
-    )
+    """Faults of `kinds` that match a call and are not used up (one query for all the kinds a call needs).
+
+    The table holds a handful of rows at most, so they are matched here: the query stays the cheapest to
+    build, and it runs on every create and start."""
+    return [
+        fault for fault in MockFault.objects.filter(kind__in=kinds).order_by("id")
+        if fault.zone in ("", zone) and fault.commercial_type in ("", commercial_type)
+        and (fault.remaining is None or fault.remaining > 0)
+    ]
 
 
 def _consume_fault(faults: list[MockFault], kinds) -> MockFault | None:

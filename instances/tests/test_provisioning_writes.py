@@ -1,0 +1,118 @@
+"""What a provision writes and how: the steps' rows written with the moves they lead to, transitions inside
+a caller's transaction, and a bound on the queries of the hot path (bench/provision.py measures its time)."""
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from catalog.services import get_setting
+from instances.lifecycle import InvalidTransition, transition
+from instances.models import Status
+from instances.services import provision_instance
+from instances.tests.factories import (  # noqa: F401 (fixtures)
+    action_types,
+    fresh,
+    make_instance,
+    mock_cloud,
+    request_mock,
+)
+from monitoring.models import ActionLog
+from monitoring.services import new_action
+from providers.mock import inject_fault
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+STEPS = ["PROVIDER_CREATE", "PERSIST_PROVIDER_ID", "PROVIDER_START", "PROVIDER_GET_IP"]
+# A Mock provision from claim to ready: claim and load (2); the run's row and the machine's credentials (2);
+# the Mock cloud's create (3: its idempotency lookup, faults, insert) and the server id (1); power-on (3) and
+# address (1); one transaction for booting, the health check and ready (7 with BEGIN and COMMIT). It took 48
+# before the hot path was trimmed: this keeps it from creeping back.
+PROVISION_MAX_QUERIES = 19
+ORCH = ActionLog.Component.ORCHESTRATOR
+
+
+def test_every_step_of_a_provision_keeps_its_parent_timing_and_outcome(mock_cloud):
+    instance = request_mock()
+
+    execute = ActionLog.objects.get(instance_id=instance.pk, action_type="EXECUTE_CREATE")
+    steps = list(ActionLog.objects.filter(instance_id=instance.pk, action_type__in=STEPS).order_by("created_at", "id"))
+    assert [step.action_type for step in steps] == STEPS
+    for step in steps:
+        assert (step.parent_id, step.status) == (execute.pk, "success")
+        assert step.duration_ms is not None and step.completed_at >= step.created_at
+    assert ActionLog.objects.get(instance_id=instance.pk, action_type="PERSIST_PROVIDER_ID").metadata == {
+        "server_id": fresh(instance).provider_server_id}
+
+
+def test_a_failed_power_on_logs_the_steps_before_it_then_the_failure(mock_cloud):
+    inject_fault("start_fails", message="no power")
+
+    instance = request_mock()
+
+    assert action_types(instance)[:6] == ["REQUEST_CREATE", "EXECUTE_CREATE", *STEPS[:3], "EXECUTE_CREATE"]
+    start = ActionLog.objects.get(instance_id=instance.pk, action_type="PROVIDER_START")
+    assert start.status == "failed" and "no power" in start.error_message
+
+
+def test_a_power_on_error_that_never_clears_still_logs_every_attempt(mock_cloud):
+    inject_fault("start_fails", permanent=False, remaining=None)
+
+    instance = fresh(request_mock())
+
+    assert instance.status == Status.PROVISIONING
+    counts = {step: ActionLog.objects.filter(instance_id=instance.pk, action_type=step).count() for step in STEPS}
+    # The first run and every bounded retry tried the power-on once each; the server was created once.
+    assert counts == {"PROVIDER_CREATE": 1, "PERSIST_PROVIDER_ID": 1, "PROVIDER_START": 6, "PROVIDER_GET_IP": 0}
+
+
+def test_provisioning_a_mock_instance_takes_a_bounded_number_of_queries(mock_cloud, django_assert_max_num_queries):
+    instance = make_instance(status=Status.PROVISIONING, with_server=False)
+    get_setting("provision_requeue_after_s")  # runtime settings are read once per process, not per provision
+
+    with django_assert_max_num_queries(PROVISION_MAX_QUERIES):
+        provision_instance(instance.pk)
+
+    assert fresh(instance).status == Status.READY
+    assert fresh(instance).claimed_until is None
+
+
+def test_a_move_writes_the_rows_of_what_led_to_it_first_and_them_alone_when_there_is_no_move(mock_cloud):
+    instance = make_instance(status=Status.PROVISIONING)
+
+    transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED",
+               steps=[new_action("PROVIDER_GET_IP", component=ORCH, instance_id=instance.pk)])
+    transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED",
+               steps=[new_action("HEALTH_CHECK", component=ORCH, instance_id=instance.pk)])
+
+    assert action_types(instance) == ["PROVIDER_GET_IP", "INSTANCE_CREATED", "HEALTH_CHECK"]
+
+
+def test_an_invalid_move_inside_a_transaction_leaves_that_transaction_usable(mock_cloud):
+    instance = make_instance(status=Status.PROVISIONING)
+
+    with transaction.atomic():
+        with pytest.raises(InvalidTransition):
+            transition(instance, Status.ARCHIVED, action_type="ARCHIVE_INSTANCE")
+        moved = transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED")[1]
+
+    assert moved and fresh(instance).status == Status.BOOTING
+
+
+def test_a_second_move_in_the_same_transaction_reuses_the_locked_row(mock_cloud):
+    instance = make_instance(status=Status.PROVISIONING)
+
+    with transaction.atomic():
+        booting, _ = transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED")
+        selects = _selects_during(lambda: transition(booting, Status.READY, action_type="INSTANCE_READY",
+                                                     already_locked=True))
+
+    assert selects == 0
+    ready = fresh(instance)
+    assert (ready.status, ready.booted_at is not None, ready.ready_at is not None) == (Status.READY, True, True)
+    assert action_types(instance) == ["INSTANCE_CREATED", "INSTANCE_READY"]
+
+
+def _selects_during(call) -> int:
+    with CaptureQueriesContext(connection) as queries:
+        call()
+    return sum(query["sql"].lstrip().upper().startswith("SELECT") for query in queries.captured_queries)
