@@ -120,6 +120,10 @@ TEMPLATES = [
 ]
 
 
+# Runs of one statement on one connection after which PostgreSQL keeps it prepared.
+PREPARE_THRESHOLD = 2
+
+
 def _database() -> dict:
     url = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'inventiv.sqlite3'}")
     try:
@@ -132,6 +136,13 @@ def _database() -> dict:
         config["CONN_MAX_AGE"] = 0
     elif config["ENGINE"] not in ("django.db.backends.postgresql",):
         raise ImproperlyConfigured(f"DATABASE_URL engine {config['ENGINE']} is not supported (PostgreSQL or SQLite)")
+    elif env_bool("DB_PREPARED_STATEMENTS", True):
+        # Server-side binding lets PostgreSQL keep the plan of a statement a connection runs again (from its
+        # second run): the same few statements run for every heartbeat, task and request, and parsing and
+        # planning them was half of PostgreSQL's CPU in bench/provision.py. Turn it off behind a pooler in
+        # transaction mode (PgBouncer < 1.21), which cannot keep prepared statements.
+        config["OPTIONS"] = {**config.get("OPTIONS", {}), "server_side_binding": True,
+                             "prepare_threshold": PREPARE_THRESHOLD}
     config["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
     return config
 
@@ -214,6 +225,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# Celery's Django fixup closes the database connection before and after every task unless told to reuse
+# it: a new PostgreSQL session per task cost more CPU than the provision task itself (bench/provision.py).
+# Connections are kept for this many tasks; inventiv/celery.py still drops a broken or expired one
+# (CONN_MAX_AGE, health checks) before each task, as Django does before each request.
+CELERY_DB_REUSE_MAX = 1000
 # One readable schedule for every sweep; each entry expires before its next run.
 SWEEP_PERIOD_S = 10
 # A sweep still queued when the next one is due is dropped: the next one does the same work.
