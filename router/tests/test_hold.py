@@ -249,7 +249,9 @@ def test_the_wake_hook_hears_of_the_first_held_request_at_once_then_of_the_count
 
     assert [answer.result(timeout=LONG_HOLD_S).status_code for answer in answers] == [200, 200]
     wait_for(lambda: reports[-1:] == [(POOL_ID, 0)], what="the emptied queue to be reported")
-    assert reports[0] == (POOL_ID, 1)
+    # The first report goes out when the first request is held; it carries the count when the hook runs,
+    # which is 2 if the second request was held meanwhile.
+    assert reports[0] in ((POOL_ID, 1), (POOL_ID, 2))
     assert reports.count((POOL_ID, 0)) == 1
     assert set(reports) <= {(POOL_ID, 1), (POOL_ID, 2), (POOL_ID, 0)}
 
