@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from instances.worker_api import answer_heartbeat
 
 HEARTBEAT_PATH = "/api/worker/heartbeat"
+# Longest wait for every pool thread to close its database connection.
+CLOSE_TIMEOUT_S = 10
 # Bodies are a few KB; anything far larger is not a heartbeat.
 MAX_BODY_BYTES = 256 * 1024
 JSON_HEADERS = [(b"content-type", b"application/json")]
@@ -32,9 +35,27 @@ def _answer_on_thread(body: bytes, authorization: str) -> tuple[int, dict]:
         close_old_connections()
 
 
+def close_connections_on(executor: ThreadPoolExecutor, threads: int) -> None:
+    """Close the database connection of every thread of `executor` (at most `threads` of them): one job per
+    thread, each held at a barrier until all have started, so that every thread runs one."""
+    barrier = threading.Barrier(threads)
+
+    def close() -> None:
+        connections.close_all()
+        barrier.wait(timeout=CLOSE_TIMEOUT_S)
+
+    for job in [executor.submit(close) for _ in range(threads)]:
+        job.result(timeout=CLOSE_TIMEOUT_S)
+
+
 class HeartbeatApp:
     def __init__(self, *, threads: int):
+        self.threads = threads
         self.executor = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="heartbeat")
+
+    def close_connections(self) -> None:
+        """Close the database connection each pool thread keeps (a test database can then be dropped)."""
+        close_connections_on(self.executor, self.threads)
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["method"] != "POST":

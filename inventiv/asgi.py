@@ -21,7 +21,7 @@ from inventiv.env import env_int  # noqa: E402
 WEB_THREADS = env_int("WEB_THREADS", 8, minimum=1)
 django_application = WSGIMiddleware(get_wsgi_application(), workers=WEB_THREADS)
 
-from instances.worker_asgi import HEARTBEAT_PATH, HeartbeatApp  # noqa: E402  (needs the app registry)
+from instances.worker_asgi import HEARTBEAT_PATH, HeartbeatApp, close_connections_on  # noqa: E402
 from router.asgi import RouterApp  # noqa: E402
 
 router_application = RouterApp()
@@ -37,3 +37,9 @@ async def application(scope, receive, send):
     if scope["type"] == "http" and scope["path"] == HEARTBEAT_PATH:
         return await heartbeat_application(scope, receive, send)
     return await django_application(scope, receive, send)
+
+
+def close_database_connections() -> None:
+    """Close the connections the Django and heartbeat thread pools keep open (tests drop their database)."""
+    close_connections_on(django_application.executor, WEB_THREADS)
+    heartbeat_application.close_connections()

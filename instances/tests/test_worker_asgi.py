@@ -16,11 +16,12 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def server():
-    from inventiv.asgi import application
+    from inventiv.asgi import application, close_database_connections
 
     running = UvicornThread(application).start()
     yield running
     running.stop()
+    close_database_connections()
 
 
 def beat(server, payload, *, token, method="POST"):

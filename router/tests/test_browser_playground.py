@@ -17,11 +17,12 @@ MAX_TOKENS = 6
 @pytest.fixture
 def site():
     """inventiv.asgi:application under uvicorn: live_server would serve Django's WSGI app, without /v1."""
-    from inventiv.asgi import application
+    from inventiv.asgi import application, close_database_connections
 
     server = UvicornThread(application).start()
     yield server
     server.stop()
+    close_database_connections()
 
 
 def test_the_playground_streams_an_answer_with_a_pasted_key(engines, admin_user, site, browser):
