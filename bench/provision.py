@@ -1,7 +1,7 @@
 """Benchmark: 500 Mock instances requested at once through the HTTP API, create -> ready latency.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/anything REDIS_URL=redis://127.0.0.1:6379/4 \
-        .venv/bin/python bench/provision.py [--instances 500] [--workers 1] [--concurrency 2]
+        .venv/bin/python bench/provision.py [--instances 500] [--workers 1] [--concurrency 4]
 
 PostgreSQL and Redis only: the point is the production setup. The script works in its own database
 (BENCH_DATABASE, default `inv_bench_lifecycle`), migrates and seeds it, sets the Mock cloud's delays to
@@ -190,8 +190,8 @@ def percentile(samples: list[float], share: float) -> float:
 
 
 def layout(args) -> str:
-    """The processes this run used, as they would run in production (docker-compose.yml runs the same
-    commands; Celery's prefork concurrency there defaults to the number of CPUs)."""
+    """The processes this run used, as they would run in production (docker-compose.yml and `make run`
+    run the same commands, with WORKER_CONCURRENCY prefork processes, 4 by default)."""
     from django.conf import settings
 
     reuse = getattr(settings, "CELERY_DB_REUSE_MAX", None)
@@ -206,7 +206,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=int, default=500)
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (each with --concurrency)")
-    parser.add_argument("--concurrency", type=int, default=2)
+    # What `make run` and docker-compose start (WORKER_CONCURRENCY): the tasks mostly wait on the provider.
+    parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--web-workers", type=int, default=1)
     parser.add_argument("--web", choices=["asgi", "wsgi"], default="asgi", help="how uvicorn serves Django")
     parser.add_argument("--clients", type=int, default=8, help="threads sending the requests")
