@@ -222,7 +222,7 @@ def report_held_requests(pool_id: int, held: int) -> None:
         if pool is None:
             return
         was_waiting = pool.held_requests > 0 and pool.held_at is not None and (
-            now - pool.held_at <= timedelta(seconds=_held_fresh_s())
+            now - pool.held_at <= timedelta(seconds=HELD_FRESH_S)
         )
         Pool.objects.filter(pk=pool_id).update(held_requests=max(0, held), held_at=now)
     if held > 0 and not was_waiting:

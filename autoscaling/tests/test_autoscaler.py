@@ -51,6 +51,19 @@ def test_it_starts_an_instance_at_once_when_the_router_holds_a_request_at_zero(m
                                          "choice": "MOCK-GPU-S in mock-eu-1"}]
 
 
+def test_later_reports_of_held_requests_update_the_count_without_waking_the_pool_again(mock_cloud):
+    pool = make_pool()
+    report_held_requests(pool.pk, 1)
+    requested = len(members(pool))
+
+    report_held_requests(pool.pk, 5)
+    report_held_requests(pool.pk, 0)
+
+    pool.refresh_from_db()
+    assert pool.held_requests == 0 and pool.held_at is not None
+    assert len(members(pool)) == requested == 1
+
+
 def test_it_grows_on_the_second_choice_when_the_first_is_out_of_stock(mock_cloud):
     pool = make_pool(choices=(("MOCK-GPU-S", "mock-eu-1"), ("MOCK-4GPU-M", "mock-eu-1")), min_size=1)
     MockFault.objects.create(kind=MockFault.Kind.OUT_OF_STOCK, commercial_type="MOCK-GPU-S", remaining=None)
