@@ -56,7 +56,8 @@ def pool_load(pool: Pool, *, now: datetime | None = None) -> PoolLoad:
     ttfts, kvs = [], []
     for state in workers.values():
         engine = state.engine if isinstance(state.engine, dict) else {}
-        running += _count(engine.get("running"), default=state.in_flight)
+        # The engine's own gauges; an agent that could not read them still reports its in-flight total.
+        running += _count(engine.get("running")) if engine.get("running") is not None else state.in_flight
         waiting += _count(engine.get("waiting"))
         if isinstance(engine.get("ttft_p95_s"), (int, float)):
             ttfts.append(float(engine["ttft_p95_s"]))
@@ -91,8 +92,8 @@ def pools_for_routing() -> dict[str, dict]:
     return directory
 
 
-def _count(value, default: int = 0) -> int:
-    return int(value) if isinstance(value, (int, float)) and value > 0 else (default if value is None else 0)
+def _count(value) -> int:
+    return int(value) if isinstance(value, (int, float)) and value > 0 else 0
 
 
 def sizes_for_metrics() -> list[dict]:

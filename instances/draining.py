@@ -18,7 +18,7 @@ from django.utils import timezone
 
 from catalog.services import get_setting
 from instances import services
-from instances.lifecycle import InvalidTransition, transition
+from instances.lifecycle import transition
 from instances.models import Instance, Status
 from instances.sweeps import claimed_batches
 from monitoring.models import WorkerState
@@ -49,14 +49,11 @@ def drain_instance(instance: Instance, *, reason: str, timeout_s: float | None =
         timeout_s = get_setting("drain_timeout_s")
     component = component or (Component.API if actor is not None else Component.ORCHESTRATOR)
     deadline = timezone.now() + timedelta(seconds=timeout_s)
-    try:
-        fresh, moved = transition(
-            instance, Status.DRAINING, action_type="REQUEST_DRAIN", reason=reason, actor=actor, component=component,
-            fields={"drain_deadline_at": deadline}, metadata={"timeout_s": timeout_s},
-            allowed_from=DRAINABLE | {Status.DRAINING},
-        )
-    except InvalidTransition as exc:  # pragma: no cover - allowed_from keeps other statuses out
-        raise DrainRefused(str(exc)) from exc
+    # Only a ready instance moves (compare-and-set); any other is returned as it is and refused below.
+    fresh, moved = transition(
+        instance, Status.DRAINING, action_type="REQUEST_DRAIN", reason=reason, actor=actor, component=component,
+        fields={"drain_deadline_at": deadline}, metadata={"timeout_s": timeout_s}, allowed_from=DRAINABLE,
+    )
     if fresh.status != Status.DRAINING:
         raise DrainRefused(f"instance {fresh.pk} is {fresh.status}: only a ready instance can be drained")
     if moved:

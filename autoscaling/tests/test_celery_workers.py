@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from autoscaling.models import PoolSample
 from autoscaling.tests.factories import make_pool
 from instances.models import Instance, Status

@@ -45,4 +45,4 @@ def test_an_operator_creates_a_pool_from_the_pools_page(seed, logged_in_page):
     page.wait_for_url("**/pools/echo/")
     expect(page.locator("#pool-header h1")).to_have_text("Pool echo")
     # Chart.js drew the chart from the page's own script (no CDN): the canvas holds a chart.
-    page.wait_for_function("() => window.Chart && Chart.getChart(document.querySelector('canvas[data-pool-chart]'))")
+    page.wait_for_function("() => window.Chart && Chart.getChart(document.querySelector('canvas[data-chart=pool]'))")

@@ -142,7 +142,7 @@ def test_the_pool_page_shows_settings_members_chart_and_decisions(staff, admin_u
     assert response.status_code == 200
     assert "Pool echo" in html and "#1 MOCK-GPU-S in mock-eu-1" in html
     assert f'data-member="{member.pk}"' in html and 'data-status="booting"' in html
-    assert 'id="pool-chart-data"' in html and "js/pools.js" in html
+    assert 'id="pool-chart-data"' in html and "js/charts.js" in html and 'data-chart="pool"' in html
     assert response.context["chart"]["desired"] == [1, 1, 2, 2]
     # Decisions: the first sample, then each change of mind (the repeated ones are left out).
     assert [s.reason for s in response.context["decisions"]] == ["scale up: load 12", "hold: at min"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import threading
-import time
 
 import pytest
 import requests
@@ -29,7 +28,7 @@ from monitoring.models import ActionLog
 from providers import mock_process
 from providers.models import MockServer
 from router.asgi import RouterApp
-from router.tests.factories import client_key, openai_client, router_config
+from router.tests.factories import client_key, openai_client, router_config, wait_for
 from router.tests.servers import UvicornThread
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -40,7 +39,6 @@ STREAM_TOKENS = 50
 LOAD_CLIENTS = 6  # 3x the pool's target of 2 in flight per instance
 WAIT_S = 90  # generous: two busy cores start agents and simulators
 REQUEST_TIMEOUT_S = 120
-POLL_S = 0.2
 LOST_GRACE_S = 10  # the smallest heartbeat_lost_grace_s the setting allows
 
 
@@ -110,16 +108,6 @@ class LoadClients:
             thread.join(timeout=REQUEST_TIMEOUT_S)
 
 
-def wait_for(predicate, *, what: str, timeout: float = WAIT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(POLL_S)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def count(pool, *statuses) -> int:
     return Instance.objects.filter(pool=pool, status__in=statuses).count()
 
@@ -158,7 +146,7 @@ def test_a_pool_wakes_for_a_held_request_grows_with_load_and_drains_to_zero_with
     key = client_key()
     client = openai_client(router.url, key).with_options(timeout=REQUEST_TIMEOUT_S)
     wait_for(lambda: requests.get(f"{router.url}/v1/models", headers={"Authorization": f"Bearer {key}"},
-                                  timeout=5).status_code == 200, what="the router to load the key")
+                                  timeout=5).status_code == 200, what="the router to load the key", timeout=WAIT_S)
 
     # Asleep at zero: the first request is held while a machine boots, then answered.
     answer = client.chat.completions.create(model="mock-echo", messages=[{"role": "user", "content": "wake up"}],
@@ -169,14 +157,14 @@ def test_a_pool_wakes_for_a_held_request_grows_with_load_and_drains_to_zero_with
     # Sustained load above the target grows the pool.
     load = LoadClients(client, LOAD_CLIENTS).start()
     try:
-        wait_for(lambda: count(pool, Status.READY) >= 2, what="the pool to grow")
+        wait_for(lambda: count(pool, Status.READY) >= 2, what="the pool to grow", timeout=WAIT_S)
         largest = count(pool, Status.READY, Status.PROVISIONING, Status.BOOTING, Status.STARTING)
     finally:
         load.stop()
 
     # The load stops: every member is drained, then terminated, and the pool sleeps at zero again.
     wait_for(lambda: count(pool, Status.READY, Status.DRAINING, Status.PROVISIONING, Status.BOOTING,
-                           Status.STARTING, Status.TERMINATING) == 0, what="the pool to drain to zero")
+                           Status.STARTING, Status.TERMINATING) == 0, what="the pool to drain to zero", timeout=WAIT_S)
 
     assert load.failures == []
     assert load.completed > 0
@@ -190,7 +178,8 @@ def test_a_pool_wakes_for_a_held_request_grows_with_load_and_drains_to_zero_with
 def test_a_member_whose_agent_is_killed_is_replaced_and_the_pool_keeps_its_minimum(cloud, beat):
     set_setting("heartbeat_lost_grace_s", LOST_GRACE_S)
     pool = make_pool(min_size=1, max_size=1, scale_to_zero=False)
-    first = wait_for(lambda: Instance.objects.filter(pool=pool, status=Status.READY).first(), what="the first member")
+    first = wait_for(lambda: Instance.objects.filter(pool=pool, status=Status.READY).first(), what="the first member",
+                     timeout=WAIT_S)
 
     agent_pid = MockServer.objects.get(pk=first.provider_server_id).metadata["pid"]
     os.killpg(agent_pid, signal.SIGKILL)

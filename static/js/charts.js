@@ -2,6 +2,8 @@
 // `series` charts take {buckets, series: [{key, amounts}]} (stacked bars per time bucket);
 // `breakdown` charts take [{key, amount}] (a doughnut). Amounts arrive as decimal strings.
 // `line` charts take {times: [iso], <data-series>: {label, unit, values}} (one line over time; nulls are gaps).
+// `pool` charts take {times: [iso], size, desired, draining, load}: instances on the left axis, requests (in
+// flight, waiting and held) on the right.
 // Content swapped in by HTMX (htmx:load) is drawn too; a canvas drawn before is redrawn from fresh data.
 (function () {
   "use strict";
@@ -63,6 +65,35 @@
     });
   }
 
+  function poolChart(canvas, data) {
+    var instances = {yAxisID: "instances", pointRadius: 0, borderWidth: 2, stepped: true};
+    function line(name, i, extra) {
+      return Object.assign({label: name, data: data[name], borderColor: colour(i), backgroundColor: colour(i)}, extra);
+    }
+    return new Chart(canvas, {
+      type: "line",
+      data: {
+        labels: data.times.map(function (iso) { return new Date(iso).toISOString().slice(11, 19); }),
+        datasets: [
+          line("size", 1, instances),
+          line("desired", 0, Object.assign({borderDash: [6, 4]}, instances)),
+          line("draining", 6, instances),
+          line("load", 2, {yAxisID: "load", pointRadius: 0, borderWidth: 1.5}),
+        ],
+      },
+      options: {
+        animation: false, responsive: true, maintainAspectRatio: false,
+        scales: {
+          x: {ticks: {maxTicksLimit: 8}},
+          instances: {position: "left", beginAtZero: true, ticks: {precision: 0}, title: {display: true, text: "instances"}},
+          load: {position: "right", beginAtZero: true, grid: {drawOnChartArea: false},
+                 title: {display: true, text: "requests"}},
+        },
+        plugins: {legend: {position: "bottom"}},
+      },
+    });
+  }
+
   function draw(root) {
     if (typeof Chart === "undefined") { return; }
     (root && root.querySelectorAll ? root : document).querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
@@ -74,6 +105,7 @@
       if (canvas.dataset.chart === "series") { seriesChart(canvas, data); }
       else if (canvas.dataset.chart === "breakdown") { breakdownChart(canvas, data); }
       else if (canvas.dataset.chart === "line") { lineChart(canvas, data, canvas.dataset.series); }
+      else if (canvas.dataset.chart === "pool") { poolChart(canvas, data); }
     });
   }
 
