@@ -79,6 +79,7 @@ def transition(
     allowed_from: frozenset[str] | None = None,
     steps: list[ActionLog] | None = None,
     already_locked: bool = False,
+    unsaved: set[str] | None = None,
 ) -> tuple[Instance, bool]:
     """Move `instance` to status `to`; return (fresh instance, whether it changed).
 
@@ -91,6 +92,9 @@ def transition(
     transaction, and also when there is no move (they took place all the same); the list is emptied.
     `already_locked`: `instance` is up to date with an earlier move in the current transaction, which holds
     its row locked: it is used as it is instead of being read again.
+    `unsaved`: a move another one follows at once in the caller's transaction (booting, then ready) is not
+    written: the fields it changed are added to this set and its row stays in `steps`, and `write_moves()`
+    writes them with the next move's, in one update and one insert.
 
     Inside a caller's transaction this takes no savepoint of its own (two round trips each): a database
     error here fails the caller's transaction too, whose other writes belong with the move anyway.
@@ -117,7 +121,10 @@ def transition(
             for name, value in (fields or {}).items():
                 setattr(locked, name, value)
                 update.add(name)
-            locked.save(update_fields=sorted(update))
+            if unsaved is None:
+                locked.save(update_fields=sorted(update))
+            else:
+                unsaved |= update
             steps.append(new_action(
                 action_type,
                 component=component,
@@ -135,8 +142,18 @@ def transition(
             )
             if on_commit is not None:
                 transaction.on_commit(on_commit)
-        write_actions(steps)
+        if unsaved is None:
+            write_actions(steps)
     if moving and not allowed:
         # Raised out here, past the transaction block, so that a caller's transaction stays usable.
         raise InvalidTransition(instance_id, before, to)
     return locked, moving
+
+
+def write_moves(instance: Instance, unsaved: set[str], steps: list[ActionLog]) -> None:
+    """Write the moves `transition(..., unsaved=unsaved, steps=steps)` left unwritten: the instance's changed
+    fields in one update, the held rows in one insert. In the transaction of those moves (it holds the lock)."""
+    if unsaved:
+        instance.save(update_fields=sorted(unsaved))
+        unsaved.clear()
+    write_actions(steps)

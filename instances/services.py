@@ -26,7 +26,7 @@ from catalog.services import get_setting, incompatibility_reason, is_offered
 from instances import health
 from instances.credentials import ENV_ENGINE_API_KEY, ENV_WORKER_TOKEN, MintedCredentials, mint_credentials
 from instances.health import STARTUP_STATUSES, Verdict
-from instances.lifecycle import InvalidTransition, transition
+from instances.lifecycle import InvalidTransition, transition, write_moves
 from instances.models import ErrorCode, Instance, Status
 from monitoring.models import ActionLog
 from monitoring.services import (
@@ -238,26 +238,32 @@ def _provision(instance: Instance) -> None:
         now = timezone.now()
         booting = {**_address_fields(server), "progress_at": now,
                    "startup_deadline_at": health.startup_deadline(instance, now=now)}
-        # Booting, and ready too when the machine is up already: one commit, the row read and locked once.
+        # Booting, and ready too when the machine is up already: the row read and locked once, both moves
+        # written in one update, their rows in one insert, one commit.
         with transaction.atomic():
+            unsaved: set[str] = set()
             moved = _move(instance, Status.BOOTING, action_type="INSTANCE_CREATED",
-                          allowed_from=frozenset({Status.PROVISIONING}), fields=booting, steps=held)
+                          allowed_from=frozenset({Status.PROVISIONING}), fields=booting, steps=held, unsaved=unsaved)
             # The first health check runs now, not at the next sweep: a machine that is up is ready at once.
             agent = health.runs_worker_agent(instance)
             ready = moved and health.startup_verdict(instance, server, now=now, agent=agent) is Verdict.READY
             if ready:
-                _mark_ready(instance, server, already_locked=True)
+                _mark_ready(instance, server, already_locked=True, steps=held, unsaved=unsaved)
+            write_moves(instance, unsaved, held)
     if moved and not ready:
         apply_startup_verdict(instance, server, adapter=adapter)
 
 
 def _create_server(instance: Instance, adapter: CloudProvider, *, parent, held: list[ActionLog]) -> bool:
     """Create the server and commit its id at once. False when the instance ended meanwhile."""
+    # Credentials are minted before every create and committed before the server exists, so a machine never
+    # holds a token Inventiv does not know; none stored yet means no earlier attempt got as far as a create,
+    # and the provider need not look for a server it left behind.
+    may_exist = bool(instance.worker_token_hash)
     credentials = mint_credentials()
-    # Committed before the server exists, so a machine never holds a token Inventiv does not know.
     Instance.objects.filter(pk=instance.pk).update(**credentials.stored_fields())
     with action_step("PROVIDER_CREATE", component=ORCH, instance_id=instance.pk, parent=parent, into=held) as row:
-        server = adapter.create_server(_server_spec(instance, credentials))
+        server = adapter.create_server(_server_spec(instance, credentials, may_exist=may_exist))
         row.response_payload = {"server_id": server.server_id, "state": server.state.value}
     with action_step("PERSIST_PROVIDER_ID", component=ORCH, instance_id=instance.pk, parent=parent,
                      into=held) as row:
@@ -288,15 +294,20 @@ def _start_server(instance: Instance, adapter: CloudProvider, *, parent, held: l
     """Power the server on and read its address (None when the provider no longer knows it)."""
     zone = instance.zone.code
     with action_step("PROVIDER_START", component=ORCH, instance_id=instance.pk, parent=parent, into=held):
-        adapter.start_server(instance.provider_server_id, zone=zone)
+        started = adapter.start_server(instance.provider_server_id, zone=zone)
     with action_step("PROVIDER_GET_IP", component=ORCH, instance_id=instance.pk, parent=parent, into=held) as row:
-        server = adapter.get_server(instance.provider_server_id, zone=zone)
+        if started is not None and started.public_ip:
+            # The power-on's answer carried the address: no second call for it.
+            server = started
+            row.metadata = {"from": "power-on answer"}
+        else:
+            server = adapter.get_server(instance.provider_server_id, zone=zone)
         row.response_payload = {"public_ip": server.public_ip if server else None,
                                 "state": server.state.value if server else "gone"}
     return server
 
 
-def _server_spec(instance: Instance, credentials: MintedCredentials) -> ServerSpec:
+def _server_spec(instance: Instance, credentials: MintedCredentials, *, may_exist: bool = True) -> ServerSpec:
     instance_id = str(instance.pk)
     env = {
         "INVENTIV_INSTANCE_ID": instance_id,
@@ -310,7 +321,7 @@ def _server_spec(instance: Instance, credentials: MintedCredentials) -> ServerSp
         instance_id=instance_id, zone=instance.zone.code, commercial_type=instance.instance_type.code,
         name=server_name(instance_id), tags=[INVENTIV_TAG, instance_tag(instance_id)],
         user_data=_user_data(instance, env), allocation_params=dict(instance.instance_type.allocation_params),
-        runtime_env=env,
+        runtime_env=env, may_exist=may_exist,
     )
 
 
@@ -396,13 +407,17 @@ def apply_startup_verdict(instance: Instance, server: ServerInfo | None, *, adap
     return verdict
 
 
-def _mark_ready(instance: Instance, server: ServerInfo, *, already_locked: bool = False) -> None:
+def _mark_ready(instance: Instance, server: ServerInfo, *, already_locked: bool = False,
+                steps: list[ActionLog] | None = None, unsaved: set[str] | None = None) -> None:
     """Log the health check that found the machine up and move it to ready, in one insert and one commit (the
-    caller's, if any). A ready machine needs no claim: the move lets go of it."""
-    check = new_action("HEALTH_CHECK", component=ORCH, instance_id=instance.pk, status_before=instance.status,
-                       metadata={"server_state": server.state.value, "runtime": server.metadata.get("runtime", "")})
-    _move(instance, Status.READY, action_type="INSTANCE_READY", allowed_from=STARTUP_STATUSES, steps=[check],
-          fields={"claimed_until": None}, already_locked=already_locked)
+    caller's, if any; `steps` and `unsaved` as in `transition`). A ready machine needs no claim: the move lets
+    go of it."""
+    steps = steps if steps is not None else []
+    steps.append(new_action("HEALTH_CHECK", component=ORCH, instance_id=instance.pk, status_before=instance.status,
+                            metadata={"server_state": server.state.value,
+                                      "runtime": server.metadata.get("runtime", "")}))
+    _move(instance, Status.READY, action_type="INSTANCE_READY", allowed_from=STARTUP_STATUSES, steps=steps,
+          fields={"claimed_until": None}, already_locked=already_locked, unsaved=unsaved)
 
 
 def handle_provider_deleted(instance: Instance, *, adapter: CloudProvider, allowed_from: frozenset[str]) -> bool:

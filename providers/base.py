@@ -70,6 +70,9 @@ class ServerSpec:
     # Values the machine needs at start (worker token, engine API key, model). The Mock process runtime
     # passes them as environment variables; cloud adapters ignore them (they travel in user_data).
     runtime_env: dict = field(default_factory=dict)
+    # False when no earlier attempt can have created this instance's server (its first create): the
+    # adapter then skips looking for one, which costs a provider call (a query on the Mock).
+    may_exist: bool = True
 
 
 @dataclass(frozen=True)
@@ -116,7 +119,9 @@ class CloudProvider(abc.ABC):
     def create_server(self, spec: ServerSpec) -> ServerInfo: ...
 
     @abc.abstractmethod
-    def start_server(self, server_id: str, *, zone: str) -> None: ...
+    def start_server(self, server_id: str, *, zone: str) -> ServerInfo | None:
+        """Power the server on. Returns the server as the power-on left it where the provider's answer says
+        (the Mock), or None where it does not (Scaleway answers with a task): then ask `get_server`."""
 
     @abc.abstractmethod
     def get_server(self, server_id: str, *, zone: str) -> ServerInfo | None:

@@ -117,7 +117,7 @@ class MockProvider(CloudProvider):
     def create_server(self, spec: ServerSpec) -> ServerInfo:
         """Create a stopped server, or return the live one this instance already has (a retry)."""
         instance_id = instance_id_from_tags(spec.tags) or spec.instance_id
-        existing = self._live_server(instance_id)
+        existing = self._live_server(instance_id) if spec.may_exist else None
         if existing is not None:
             return self._refresh_user_data(existing, spec)
         faults = _armed_faults(CREATE_FAULTS + (MockFault.Kind.SLOW_CREATE,), zone=spec.zone,
@@ -150,12 +150,13 @@ class MockProvider(CloudProvider):
             time.sleep(slow.delay_s)
         return self._info(server)
 
-    def start_server(self, server_id: str, *, zone: str) -> None:
+    def start_server(self, server_id: str, *, zone: str) -> ServerInfo:
+        """Power the server on and answer with it, as `get_server` would right after."""
         server = self._server(server_id, zone)
         if server is None:
             raise ProviderError(f"Mock cloud: server {server_id} does not exist in {zone}", permanent=True)
         if server.started_at is not None:
-            return  # powered on already: a retry
+            return self._info(server)  # powered on already: a retry
         faults = _armed_faults((MockFault.Kind.START_FAILS, MockFault.Kind.VANISH), zone=zone,
                                commercial_type=server.commercial_type)
         fault = _consume_fault(faults, (MockFault.Kind.START_FAILS,))
@@ -170,6 +171,7 @@ class MockProvider(CloudProvider):
         if vanish is not None:
             server.deleted_at = server.running_at + timedelta(seconds=vanish.delay_s)
         server.save(update_fields=["started_at", "running_at", "metadata", "deleted_at"])
+        return self._info(server, now)
 
     def get_server(self, server_id: str, *, zone: str) -> ServerInfo | None:
         server = self._server(server_id, zone)

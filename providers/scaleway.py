@@ -354,7 +354,7 @@ class ScalewayProvider(CloudProvider):
     def create_server(self, spec: ServerSpec) -> ServerInfo:
         """Create the server for spec.instance_id, or return the one a previous attempt created."""
         tag = instance_tag(spec.instance_id)
-        existing = self._servers_tagged(spec.zone, tag)
+        existing = self._servers_tagged(spec.zone, tag) if spec.may_exist else []
         if existing:
             server = min(existing, key=lambda server: server.creation_date.timestamp() if server.creation_date else 0)
             log.info("server %s already carries %s: reusing it", server.id, tag)
@@ -480,7 +480,8 @@ class ScalewayProvider(CloudProvider):
         return group.id
 
     def start_server(self, server_id: str, *, zone: str) -> None:
-        """Power the server on; a server already running or starting is fine."""
+        """Power the server on; a server already running or starting is fine. Scaleway answers a power-on
+        with a task, not the server: its address comes with `get_server`."""
         server = self._get(server_id, zone)
         if server is None:
             raise ProviderError(

@@ -18,16 +18,17 @@ from instances.tests.factories import (  # noqa: F401 (fixtures)
 )
 from monitoring.models import ActionLog
 from monitoring.services import new_action
-from providers.mock import inject_fault
+from providers.mock import MockProvider, inject_fault
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 STEPS = ["PROVIDER_CREATE", "PERSIST_PROVIDER_ID", "PROVIDER_START", "PROVIDER_GET_IP"]
 # A Mock provision from claim to ready: claim and load (2); the run's row and the machine's credentials (2);
-# the Mock cloud's create (3: its idempotency lookup, faults, insert) and the server id (1); power-on (3) and
-# address (1); one transaction for booting, the health check and ready (7 with BEGIN and COMMIT). It took 48
-# before the hot path was trimmed: this keeps it from creeping back.
-PROVISION_MAX_QUERIES = 19
+# the Mock cloud's create (2: faults, insert; a first attempt does not look for an earlier server) and the
+# server id (1); power-on (3, its answer carries the address); one transaction for booting, the health check and ready (5:
+# BEGIN, the locked read, one update and one insert for both moves, COMMIT). It took 48 before the hot path
+# was trimmed: this keeps it from creeping back.
+PROVISION_MAX_QUERIES = 15
 ORCH = ActionLog.Component.ORCHESTRATOR
 
 
@@ -74,6 +75,32 @@ def test_provisioning_a_mock_instance_takes_a_bounded_number_of_queries(mock_clo
 
     assert fresh(instance).status == Status.READY
     assert fresh(instance).claimed_until is None
+
+
+def test_only_a_retry_asks_the_provider_for_a_server_an_earlier_attempt_left(mock_cloud, monkeypatch):
+    seen = []
+    create = MockProvider.create_server
+    monkeypatch.setattr(MockProvider, "create_server", lambda self, spec: seen.append(spec.may_exist) or create(self, spec))
+    inject_fault("create_fails", permanent=False, remaining=1)
+
+    instance = request_mock()
+
+    # The first attempt minted credentials, then the create failed: the retry cannot know whether a server exists.
+    assert seen == [False, True]
+    assert fresh(instance).status == Status.READY
+
+
+def test_booting_and_ready_in_one_provision_are_one_update_and_one_insert(mock_cloud):
+    instance = make_instance(status=Status.PROVISIONING, with_server=False)
+
+    with CaptureQueriesContext(connection) as queries:
+        provision_instance(instance.pk)
+
+    final = [query["sql"].split()[0] for query in queries.captured_queries][-5:]
+    assert final == ["BEGIN", "SELECT", "UPDATE", "INSERT", "COMMIT"]
+    ready = fresh(instance)
+    assert (ready.status, ready.booted_at is not None, ready.ready_at is not None) == (Status.READY, True, True)
+    assert action_types(instance)[-3:] == ["INSTANCE_CREATED", "HEALTH_CHECK", "INSTANCE_READY"]
 
 
 def test_a_move_writes_the_rows_of_what_led_to_it_first_and_them_alone_when_there_is_no_move(mock_cloud):

@@ -6,7 +6,7 @@ import pytest
 
 from autoscaling.tests.factories import make_pool
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, Zone
-from instances.credentials import engine_api_key, verify_worker_token
+from instances.credentials import engine_api_key, mint_credentials, verify_worker_token
 from instances.models import ErrorCode, Instance, Status
 from instances.services import provision_instance, request_instance
 from instances.tests.factories import (  # noqa: F401 (fixtures)
@@ -175,7 +175,9 @@ def test_running_provision_again_on_a_ready_instance_does_nothing(mock_cloud):
 
 def test_a_provision_killed_after_the_create_finds_its_server_again(mock_cloud):
     instance = make_instance(status=Status.PROVISIONING, with_server=False)
-    # What a worker killed inside the create call leaves behind: a server that Inventiv never recorded.
+    # What a worker killed inside the create call leaves behind: the credentials it minted first, and a
+    # server that Inventiv never recorded.
+    Instance.objects.filter(pk=instance.pk).update(**mint_credentials().stored_fields())
     earlier = create_mock_server(str(instance.pk), started=False)
 
     provision_instance(instance.pk)

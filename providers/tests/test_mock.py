@@ -84,6 +84,17 @@ def test_a_server_boots_after_the_boot_delay_measured_on_the_clock(cloud, clock)
     assert cloud.get_server(server.server_id, zone=ZONE).metadata == {"runtime": "none"}
 
 
+def test_the_power_on_answers_with_the_server_as_get_server_sees_it(cloud, clock):
+    server = cloud.create_server(spec())
+
+    started = cloud.start_server(server.server_id, zone=ZONE)
+
+    assert started == cloud.get_server(server.server_id, zone=ZONE)
+    assert (started.state, started.public_ip) == (ServerState.STARTING, "127.0.0.1")
+    clock.advance(10)
+    assert cloud.start_server(server.server_id, zone=ZONE).state == ServerState.RUNNING  # a retry answers too
+
+
 def test_starting_twice_does_not_restart_the_boot(cloud, clock):
     server = cloud.create_server(spec())
     cloud.start_server(server.server_id, zone=ZONE)

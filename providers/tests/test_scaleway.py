@@ -102,6 +102,15 @@ def test_it_returns_the_existing_server_when_created_twice_for_one_instance(fake
     assert len(fake_scaleway.requests_to(r"/servers$", method="POST")) == 1
 
 
+def test_a_first_create_does_not_look_for_a_server_left_by_an_earlier_attempt(fake_scaleway):
+    from dataclasses import replace
+
+    fake_scaleway.provider().create_server(replace(make_spec("inst-1"), may_exist=False))
+
+    assert fake_scaleway.requests_to(r"/zones/fr-par-2/servers$", method="GET") == []
+    assert len(fake_scaleway.requests_to(r"/servers$", method="POST")) == 1
+
+
 def test_it_does_not_touch_the_user_data_of_a_server_that_already_booted(fake_scaleway):
     provider = fake_scaleway.provider()
     created = provider.create_server(make_spec("inst-1"))
