@@ -105,6 +105,8 @@ class Instance(models.Model):
 
     # How many times a lost provision was re-queued (capped by the runtime setting provision_max_requeues).
     requeue_count = models.PositiveIntegerField(default=0)
+    # Provision runs that claimed this instance. Past the first, a server from an earlier run may exist.
+    provision_attempts = models.PositiveIntegerField(default=0)
     # A worker (task or sweep) is acting on this row until then; others leave it alone. Claims expire on
     # their own, so a worker killed mid-step never blocks the row for good.
     claimed_until = models.DateTimeField(null=True, blank=True)

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Zone
@@ -194,13 +194,20 @@ def provision_instance(instance_id) -> None:
     alone, and one whose server id is already stored resumes after the create. Permanent provider errors
     fail the instance; transient ones propagate (the task retries them).
     """
+    # Credentials for the server this run may create are minted first and stored with the claim (one write,
+    # committed before the server exists, so a machine never holds a token Inventiv does not know). An
+    # instance whose server id is stored keeps the ones that server has.
+    credentials = mint_credentials()
+    minted = {name: Case(When(provider_server_id="", then=Value(value)), default=F(name),
+                         output_field=Instance._meta.get_field(name))
+              for name, value in credentials.stored_fields().items()}
     with claimed(instance_id, statuses={Status.PROVISIONING}, lease_s=get_setting("provision_requeue_after_s"),
-                 progress=True) as instance:
+                 progress=True, also={**minted, "provision_attempts": F("provision_attempts") + 1}) as instance:
         if instance is not None:
-            _provision(instance)
+            _provision(instance, credentials)
 
 
-def _provision(instance: Instance) -> None:
+def _provision(instance: Instance, credentials: MintedCredentials) -> None:
     execute = record_action(
         "EXECUTE_CREATE", component=ORCH, instance_id=instance.pk, status_before=instance.status,
         metadata={"requeues": instance.requeue_count, "resumed": bool(instance.provider_server_id)},
@@ -215,7 +222,7 @@ def _provision(instance: Instance) -> None:
             adapter = adapter_for(instance.provider)
             adapter.check_available()
             if not instance.provider_server_id:
-                if not _create_server(instance, adapter, parent=execute, held=held):
+                if not _create_server(instance, adapter, credentials, parent=execute, held=held):
                     return
             verb = "start"
             server = _start_server(instance, adapter, parent=execute, held=held)
@@ -254,14 +261,11 @@ def _provision(instance: Instance) -> None:
         apply_startup_verdict(instance, server, adapter=adapter)
 
 
-def _create_server(instance: Instance, adapter: CloudProvider, *, parent, held: list[ActionLog]) -> bool:
+def _create_server(instance: Instance, adapter: CloudProvider, credentials: MintedCredentials, *, parent,
+                   held: list[ActionLog]) -> bool:
     """Create the server and commit its id at once. False when the instance ended meanwhile."""
-    # Credentials are minted before every create and committed before the server exists, so a machine never
-    # holds a token Inventiv does not know; none stored yet means no earlier attempt got as far as a create,
-    # and the provider need not look for a server it left behind.
-    may_exist = bool(instance.worker_token_hash)
-    credentials = mint_credentials()
-    Instance.objects.filter(pk=instance.pk).update(**credentials.stored_fields())
+    # Only a run after the first may find a server an earlier one created: the first need not look for one.
+    may_exist = instance.provision_attempts > 1
     with action_step("PROVIDER_CREATE", component=ORCH, instance_id=instance.pk, parent=parent, into=held) as row:
         server = adapter.create_server(_server_spec(instance, credentials, may_exist=may_exist))
         row.response_payload = {"server_id": server.server_id, "state": server.state.value}
@@ -619,13 +623,15 @@ def unclaimed(now: datetime) -> Q:
 
 
 @contextmanager
-def claimed(instance_id, *, statuses, lease_s: float, progress: bool = False) -> Iterator[Instance | None]:
+def claimed(instance_id, *, statuses, lease_s: float, progress: bool = False,
+            also: dict | None = None) -> Iterator[Instance | None]:
     """Claim one instance in `statuses` for `lease_s` seconds; yield it (None when another worker holds
     it, or it is in another status, or gone) and release it afterwards, unless the work let go of it in
-    one of its own writes (a move to ready does: one query less on the hot path)."""
+    one of its own writes (a move to ready does: one query less on the hot path). `also`: more fields the
+    claim's update sets."""
     now = timezone.now()
     until = now + timedelta(seconds=lease_s)
-    update = {"claimed_until": until, **({"progress_at": now} if progress else {})}
+    update = {"claimed_until": until, **({"progress_at": now} if progress else {}), **(also or {})}
     if not Instance.objects.filter(unclaimed(now), pk=instance_id, status__in=statuses).update(**update):
         yield None
         return

@@ -23,12 +23,12 @@ from providers.mock import MockProvider, inject_fault
 pytestmark = pytest.mark.django_db(transaction=True)
 
 STEPS = ["PROVIDER_CREATE", "PERSIST_PROVIDER_ID", "PROVIDER_START", "PROVIDER_GET_IP"]
-# A Mock provision from claim to ready: claim and load (2); the run's row and the machine's credentials (2);
+# A Mock provision from claim to ready: claim (with the machine's credentials) and load (2); the run's row (1);
 # the Mock cloud's create (2: faults, insert; a first attempt does not look for an earlier server) and the
 # server id (1); power-on (3, its answer carries the address); one transaction for booting, the health check and ready (5:
 # BEGIN, the locked read, one update and one insert for both moves, COMMIT). It took 48 before the hot path
 # was trimmed: this keeps it from creeping back.
-PROVISION_MAX_QUERIES = 15
+PROVISION_MAX_QUERIES = 14
 ORCH = ActionLog.Component.ORCHESTRATOR
 
 
@@ -85,7 +85,7 @@ def test_only_a_retry_asks_the_provider_for_a_server_an_earlier_attempt_left(moc
 
     instance = request_mock()
 
-    # The first attempt minted credentials, then the create failed: the retry cannot know whether a server exists.
+    # The first run got as far as the create, which failed: the second cannot know whether a server exists.
     assert seen == [False, True]
     assert fresh(instance).status == Status.READY
 

@@ -175,9 +175,9 @@ def test_running_provision_again_on_a_ready_instance_does_nothing(mock_cloud):
 
 def test_a_provision_killed_after_the_create_finds_its_server_again(mock_cloud):
     instance = make_instance(status=Status.PROVISIONING, with_server=False)
-    # What a worker killed inside the create call leaves behind: the credentials it minted first, and a
-    # server that Inventiv never recorded.
-    Instance.objects.filter(pk=instance.pk).update(**mint_credentials().stored_fields())
+    # What a worker killed inside the create call leaves behind: its claim counted, the credentials it stored,
+    # and a server that Inventiv never recorded.
+    Instance.objects.filter(pk=instance.pk).update(provision_attempts=1, **mint_credentials().stored_fields())
     earlier = create_mock_server(str(instance.pk), started=False)
 
     provision_instance(instance.pk)
@@ -190,12 +190,16 @@ def test_a_provision_killed_after_the_create_finds_its_server_again(mock_cloud):
 
 def test_a_provision_with_a_stored_server_id_skips_the_create(mock_cloud):
     instance = make_instance(status=Status.PROVISIONING, started=False)
+    # The server holds the credentials stored before it was created: a run that resumes keeps them.
+    Instance.objects.filter(pk=instance.pk).update(**mint_credentials().stored_fields())
+    stored = Instance.objects.values_list("worker_token_hash", "engine_api_key_encrypted").get(pk=instance.pk)
 
     provision_instance(instance.pk)
 
     assert fresh(instance).status == Status.READY
     assert "PROVIDER_CREATE" not in action_types(instance)
     assert servers_of(instance).count() == 1
+    assert Instance.objects.values_list("worker_token_hash", "engine_api_key_encrypted").get(pk=instance.pk) == stored
 
 
 def test_a_provider_without_credentials_fails_with_missing_credentials(mock_cloud, monkeypatch):
