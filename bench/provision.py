@@ -1,7 +1,7 @@
 """Benchmark: 500 Mock instances requested at once through the HTTP API, create -> ready latency.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/anything REDIS_URL=redis://127.0.0.1:6379/4 \
-        .venv/bin/python bench/provision.py [--instances 500] [--workers 1] [--concurrency 4]
+        .venv/bin/python bench/provision.py [--instances 500] [--workers 1] [--pool threads] [--concurrency 8]
 
 PostgreSQL and Redis only: the point is the production setup. The script works in its own database
 (BENCH_DATABASE, default `inv_bench_lifecycle`), migrates and seeds it, sets the Mock cloud's delays to
@@ -191,12 +191,13 @@ def percentile(samples: list[float], share: float) -> float:
 
 def layout(args) -> str:
     """The processes this run used, as they would run in production (docker-compose.yml and `make run`
-    run the same commands, with WORKER_CONCURRENCY prefork processes, 4 by default)."""
+    run the same commands: WORKER_POOL, threads by default, with WORKER_CONCURRENCY tasks at once, 8)."""
     from django.conf import settings
 
     reuse = getattr(settings, "CELERY_DB_REUSE_MAX", None)
     connection = f"reused for {reuse} tasks" if reuse else "closed after every task (Celery's default)"
-    return (f"Celery: {args.workers} worker x {args.concurrency} prefork processes, database connection "
+    unit = "threads" if args.pool == "threads" else f"{args.pool} processes"
+    return (f"Celery: {args.workers} worker x {args.concurrency} {unit}, database connection "
             f"{connection}; web: {args.web_workers} uvicorn {args.web} worker x "
             f"{os.environ.get('WEB_THREADS', DEFAULT_WEB_THREADS)} threads; {args.clients} client threads; "
             f"{os.cpu_count()} CPUs")
@@ -206,8 +207,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=int, default=500)
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (each with --concurrency)")
-    # What `make run` and docker-compose start (WORKER_CONCURRENCY): the tasks mostly wait on the provider.
-    parser.add_argument("--concurrency", type=int, default=4)
+    # What `make run` and docker-compose start (WORKER_POOL, WORKER_CONCURRENCY): the tasks mostly wait on the
+    # provider and the database, so threads in one process.
+    parser.add_argument("--pool", choices=["threads", "prefork", "solo"], default=os.environ.get("WORKER_POOL", "threads"))
+    parser.add_argument("--concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", 8)))
     parser.add_argument("--web-workers", type=int, default=1)
     parser.add_argument("--web", choices=["asgi", "wsgi"], default="asgi", help="how uvicorn serves Django")
     parser.add_argument("--clients", type=int, default=8, help="threads sending the requests")
@@ -240,7 +243,8 @@ def main() -> None:
             "--port", str(port), "--workers", str(args.web_workers), "--log-level", "warning",
         ])
         logs = [processes.start(f"worker{n}", [sys.executable, "-m", "celery", "-A", "inventiv", "worker",
-                                               f"--concurrency={args.concurrency}", "--loglevel=INFO",
+                                               f"--pool={args.pool}", f"--concurrency={args.concurrency}",
+                                               "--loglevel=INFO",
                                                "--without-gossip", "--without-mingle", "-n", f"bench{n}@%h"])
                 for n in range(args.workers)]
         wait_until(lambda: http_ok(f"http://127.0.0.1:{port}/api/version/"), "the web server", processes)

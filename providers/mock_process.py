@@ -182,7 +182,7 @@ def _reap(pid: int) -> None:
     """Collect the exit status of an agent this process started (others are reaped by their parent)."""
     child = _children.get(pid)
     if child is not None and child.poll() is not None:
-        del _children[pid]
+        _children.pop(pid, None)  # worker threads may reap the same agent at once
 
 
 def _signal_groups(processes: list[psutil.Process], signum: int) -> None:

@@ -11,7 +11,7 @@ mkdir -p var
 pids=()
 cleanup() { trap - INT TERM EXIT; kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
 trap cleanup INT TERM EXIT
-"$VENV/bin/celery" -A inventiv worker --loglevel=INFO --concurrency=${WORKER_CONCURRENCY:-4} &
+"$VENV/bin/celery" -A inventiv worker --loglevel=INFO --pool=${WORKER_POOL:-threads} --concurrency=${WORKER_CONCURRENCY:-8} &
 pids+=($!)
 "$VENV/bin/celery" -A inventiv beat --loglevel=INFO --schedule var/celerybeat-schedule &
 pids+=($!)

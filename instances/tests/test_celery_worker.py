@@ -56,7 +56,9 @@ class Worker:
         self.name, self.log_path = name, log_path
         self._log = open(log_path, "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "inventiv", "worker", "--pool=solo", "--loglevel=INFO",
+            # The pool production runs (scripts/run.sh, docker-compose.yml), with two tasks at once.
+            [sys.executable, "-m", "celery", "-A", "inventiv", "worker", "--pool=threads", "--concurrency=2",
+             "--loglevel=INFO",
              "--without-gossip", "--without-mingle", "--without-heartbeat", "-n", f"{name}@%h"],
             cwd=settings.BASE_DIR, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
