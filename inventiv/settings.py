@@ -131,9 +131,15 @@ def _database() -> dict:
     except Exception as exc:  # dj_database_url raises several types for bad URLs
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Inventiv understands: {exc}") from None
     if config["ENGINE"] == "django.db.backends.sqlite3":
-        # Web, worker and beat share the file: wait for locks instead of failing at once.
-        config["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+        # Web, worker threads and beat share the file: wait for locks instead of failing at once, and let
+        # readers go on while one of them writes (write-ahead log).
+        config["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE",
+                             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"}
         config["CONN_MAX_AGE"] = 0
+        # Tests get a file too, not SQLite's shared in-memory database: there a thread that meets another
+        # one's lock fails at once instead of waiting (the end-to-end tests run servers on threads).
+        config["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or str(VAR_DIR / "test-inventiv.sqlite3")}
+        return config
     elif config["ENGINE"] not in ("django.db.backends.postgresql",):
         raise ImproperlyConfigured(f"DATABASE_URL engine {config['ENGINE']} is not supported (PostgreSQL or SQLite)")
     elif env_bool("DB_PREPARED_STATEMENTS", True):
