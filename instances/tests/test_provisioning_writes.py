@@ -7,8 +7,8 @@ from django.test.utils import CaptureQueriesContext
 
 from catalog.services import get_setting
 from instances.lifecycle import InvalidTransition, transition
-from instances.models import Status
-from instances.services import provision_instance
+from instances.models import Instance, Status
+from instances.services import provision_instance, terminate_instance
 from instances.tests.factories import (  # noqa: F401 (fixtures)
     action_types,
     fresh,
@@ -143,3 +143,22 @@ def _selects_during(call) -> int:
     with CaptureQueriesContext(connection) as queries:
         call()
     return sum(query["sql"].lstrip().upper().startswith("SELECT") for query in queries.captured_queries)
+
+
+def test_an_instance_terminated_during_its_power_on_is_not_moved_on_and_its_steps_stay_logged(mock_cloud, monkeypatch):
+    start = MockProvider.start_server
+
+    def start_then_terminate(self, server_id, *, zone):
+        answer = start(self, server_id, zone=zone)
+        terminate_instance(Instance.objects.get(provider_server_id=server_id), reason="operator")
+        return answer
+
+    monkeypatch.setattr(MockProvider, "start_server", start_then_terminate)
+
+    instance = fresh(request_mock())
+
+    assert instance.status in (Status.TERMINATING, Status.TERMINATED)
+    assert (instance.booted_at, instance.ready_at) == (None, None)
+    logged = action_types(instance)
+    assert {"PROVIDER_START", "PROVIDER_GET_IP"} <= set(logged)
+    assert not {"INSTANCE_CREATED", "HEALTH_CHECK", "INSTANCE_READY"} & set(logged)
