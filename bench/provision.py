@@ -209,7 +209,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="Celery worker processes (each with --concurrency)")
     # What `make run` and docker-compose start (WORKER_POOL, WORKER_CONCURRENCY): the tasks mostly wait on the
     # provider and the database, so threads in one process.
-    parser.add_argument("--pool", choices=["threads", "prefork", "solo"], default=os.environ.get("WORKER_POOL", "threads"))
+    parser.add_argument("--pool", choices=["threads", "prefork", "solo"],
+                        default=os.environ.get("WORKER_POOL", "threads"))
     parser.add_argument("--concurrency", type=int, default=int(os.environ.get("WORKER_CONCURRENCY", 8)))
     parser.add_argument("--web-workers", type=int, default=1)
     parser.add_argument("--web", choices=["asgi", "wsgi"], default="asgi", help="how uvicorn serves Django")

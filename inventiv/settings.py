@@ -136,10 +136,6 @@ def _database() -> dict:
         config["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE",
                              "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL"}
         config["CONN_MAX_AGE"] = 0
-        # Tests get a file too, not SQLite's shared in-memory database: there a thread that meets another
-        # one's lock fails at once instead of waiting (the end-to-end tests run servers on threads).
-        config["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or str(VAR_DIR / "test-inventiv.sqlite3")}
-        return config
     elif config["ENGINE"] not in ("django.db.backends.postgresql",):
         raise ImproperlyConfigured(f"DATABASE_URL engine {config['ENGINE']} is not supported (PostgreSQL or SQLite)")
     elif env_bool("DB_PREPARED_STATEMENTS", True):
@@ -149,7 +145,10 @@ def _database() -> dict:
         # transaction mode (PgBouncer < 1.21), which cannot keep prepared statements.
         config["OPTIONS"] = {**config.get("OPTIONS", {}), "server_side_binding": True,
                              "prepare_threshold": PREPARE_THRESHOLD}
-    config["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or None}
+    # SQLite tests get a file too, not SQLite's shared in-memory database: there a thread that meets another
+    # one's lock fails at once instead of waiting (the end-to-end tests run servers on threads).
+    sqlite_test_file = str(VAR_DIR / "test-inventiv.sqlite3") if config["ENGINE"].endswith("sqlite3") else None
+    config["TEST"] = {"NAME": env_str("TEST_DATABASE_NAME") or sqlite_test_file}
     return config
 
 

@@ -23,11 +23,11 @@ from providers.mock import MockProvider, inject_fault
 pytestmark = pytest.mark.django_db(transaction=True)
 
 STEPS = ["PROVIDER_CREATE", "PERSIST_PROVIDER_ID", "PROVIDER_START", "PROVIDER_GET_IP"]
-# A Mock provision from claim to ready: claim (with the machine's credentials) and load (2); the run's row (1);
-# the Mock cloud's create (2: faults, insert; a first attempt does not look for an earlier server) and the
-# server id (1); power-on (3, its answer carries the address); one transaction for booting, the health check and ready (5:
-# BEGIN, the locked read, one update and one insert for both moves, COMMIT). It took 48 before the hot path
-# was trimmed: this keeps it from creeping back.
+# A Mock provision from claim to ready: claim (with the machine's credentials) and load (2); the run's row
+# (1); the Mock cloud's create (2: faults, insert; a first attempt does not look for an earlier server) and
+# the server id (1); power-on (3, its answer carries the address); one transaction for booting, the health
+# check and ready (5: BEGIN, the locked read, one update and one insert for both moves, COMMIT). It took 48
+# before the hot path was trimmed: this keeps it from creeping back.
 PROVISION_MAX_QUERIES = 14
 ORCH = ActionLog.Component.ORCHESTRATOR
 
@@ -80,7 +80,8 @@ def test_provisioning_a_mock_instance_takes_a_bounded_number_of_queries(mock_clo
 def test_only_a_retry_asks_the_provider_for_a_server_an_earlier_attempt_left(mock_cloud, monkeypatch):
     seen = []
     create = MockProvider.create_server
-    monkeypatch.setattr(MockProvider, "create_server", lambda self, spec: seen.append(spec.may_exist) or create(self, spec))
+    monkeypatch.setattr(MockProvider, "create_server",
+                        lambda self, spec: seen.append(spec.may_exist) or create(self, spec))
     inject_fault("create_fails", permanent=False, remaining=1)
 
     instance = request_mock()

@@ -3,6 +3,7 @@
 import logging
 import socket
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -103,8 +104,6 @@ def test_it_returns_the_existing_server_when_created_twice_for_one_instance(fake
 
 
 def test_a_first_create_does_not_look_for_a_server_left_by_an_earlier_attempt(fake_scaleway):
-    from dataclasses import replace
-
     fake_scaleway.provider().create_server(replace(make_spec("inst-1"), may_exist=False))
 
     assert fake_scaleway.requests_to(r"/zones/fr-par-2/servers$", method="GET") == []
