@@ -43,7 +43,7 @@ from autoscaling.models import (
 )
 from catalog.models import InstanceType, LlmModel, Zone
 from catalog.services import incompatibility_reason, is_offered, offer_rejection_reason
-from instances.models import FINISHED
+from instances.status import ENDED
 from monitoring.services import Component, record_action
 
 # Far above what one model needs, low enough that a typo (10000) is caught rather than paid for.
@@ -378,7 +378,7 @@ def delete_pool(pool: Pool, *, actor=None) -> None:
 
 def live_members(pool: Pool):
     """The pool's instances that exist or may still exist at the provider (not finished)."""
-    return pool.instances.exclude(status__in=FINISHED)
+    return pool.instances.exclude(status__in=ENDED)
 
 
 def pool_choices(pool: Pool) -> list[Choice]:

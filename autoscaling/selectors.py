@@ -10,15 +10,11 @@ from django.utils import timezone
 
 from autoscaling.models import Pool, PoolChoice, PoolSample
 from catalog.models import InstanceTypeZone
-from catalog.services import get_setting
-from instances.models import FINISHED, Instance, Status
+from catalog.runtime_settings import get_setting
+from instances.models import Instance
+from instances.status import COMING_UP, ENDED, LIVE, Status
 from monitoring.models import ActionLog, WorkerState
 
-# Statuses of a member that is on its way to serving: capacity already paid for and coming.
-STARTING = frozenset({Status.PROVISIONING, Status.BOOTING, Status.INSTALLING, Status.STARTING})
-# Members that count towards the pool's size (draining ones are leaving it).
-SIZED = STARTING | {Status.READY}
-MEMBERS = SIZED | {Status.DRAINING}
 # Requests the router reported holding count as load only this long after the report.
 HELD_FRESH_S = 15
 
@@ -44,7 +40,7 @@ class PoolLoad:
 def pool_load(pool: Pool, *, now: datetime | None = None) -> PoolLoad:
     """The pool's members by phase and its load, read from their workers' latest heartbeats."""
     now = now or timezone.now()
-    members = list(pool.instances.filter(status__in=MEMBERS).select_related("provider", "zone", "instance_type"))
+    members = list(pool.instances.filter(status__in=LIVE).select_related("provider", "zone", "instance_type"))
     ready = [m for m in members if m.status == Status.READY]
     stale_after = timedelta(seconds=get_setting("heartbeat_interval_s") * get_setting("heartbeat_stale_missed"))
     workers = {
@@ -66,7 +62,7 @@ def pool_load(pool: Pool, *, now: datetime | None = None) -> PoolLoad:
     held_fresh = pool.held_at is not None and now - pool.held_at <= timedelta(seconds=HELD_FRESH_S)
     return PoolLoad(
         ready=ready,
-        starting=[m for m in members if m.status in STARTING],
+        starting=[m for m in members if m.status in COMING_UP],
         draining=[m for m in members if m.status == Status.DRAINING],
         workers=workers,
         in_flight=running,
@@ -100,7 +96,7 @@ def sizes_for_metrics() -> list[dict]:
     """Per enabled or disabled pool: members by phase, desired size and held requests (for /metrics)."""
     now = timezone.now()
     counts: dict[int, dict[str, int]] = {}
-    for pool_id, status in Instance.objects.filter(pool__isnull=False, status__in=MEMBERS).values_list("pool_id", "status"):
+    for pool_id, status in Instance.objects.filter(pool__isnull=False, status__in=LIVE).values_list("pool_id", "status"):
         phase = "ready" if status == Status.READY else "draining" if status == Status.DRAINING else "starting"
         counts.setdefault(pool_id, {"ready": 0, "starting": 0, "draining": 0})[phase] += 1
     rows = []
@@ -139,7 +135,7 @@ def pool_rows() -> QuerySet[Pool]:
         .prefetch_related(Prefetch("choices", queryset=choices))
         .annotate(
             ready_count=_pool_members_in({Status.READY}),
-            starting_count=_pool_members_in(STARTING),
+            starting_count=_pool_members_in(COMING_UP),
             draining_count=_pool_members_in({Status.DRAINING}),
             **{f"latest_{field}": _pool_latest(field) for field in POOL_SIGNALS},
         )
@@ -170,7 +166,7 @@ def pool_by_name(name: str) -> Pool | None:
 
 def pool_members(pool: Pool) -> list[Instance]:
     """The pool's live instances (not terminated, archived or refused), oldest first."""
-    rows = pool.instances.exclude(status__in=FINISHED).select_related("instance_type", "zone", "model")
+    rows = pool.instances.exclude(status__in=ENDED).select_related("instance_type", "zone", "model")
     return list(rows.order_by("created_at"))
 
 

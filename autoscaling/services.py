@@ -28,7 +28,8 @@ from autoscaling.policy import Decision, PolicySettings, PolicyState, Signals, d
 from autoscaling.selectors import HELD_FRESH_S, PoolLoad, pool_load
 from instances import draining
 from instances import services as instance_services
-from instances.models import ErrorCode, Instance, Status
+from instances.models import Instance
+from instances.status import ErrorCode, Status
 from monitoring.services import Component, record_action
 
 log = logging.getLogger(__name__)

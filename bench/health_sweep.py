@@ -127,7 +127,8 @@ def main() -> None:
 
     from catalog.models import RuntimeSetting
     from instances import sweeps
-    from instances.models import Instance, Status
+    from instances.models import Instance
+    from instances.status import Status
 
     RuntimeSetting.objects.filter(key__in=["mock_boot_delay_s", "mock_deletion_delay_s"]).update(value="0")
     sweeps.SWEEP_BUDGET_S = float("inf")  # one run over every instance (see the module docstring)

@@ -54,7 +54,8 @@ def populate(count: int) -> list[tuple[str, str]]:
     from django.utils import timezone
 
     from catalog.models import InstanceType, LlmModel, Provider, Zone
-    from instances.models import Instance, Status
+    from instances.models import Instance
+    from instances.status import Status
     from monitoring.models import WorkerState
 
     with connection.cursor() as cursor:

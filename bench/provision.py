@@ -222,7 +222,8 @@ def main() -> None:
     setup_django(url)
     from django.conf import settings
 
-    from instances.models import Instance, Status
+    from instances.models import Instance
+    from instances.status import Status
     from inventiv.celery import app
 
     token = staff_token()

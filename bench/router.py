@@ -99,7 +99,8 @@ def register_engines(ports_and_keys) -> tuple[int, str]:
 
     from catalog.models import InstanceType, LlmModel, Provider, Zone
     from instances.credentials import MintedCredentials
-    from instances.models import Instance, Status
+    from instances.models import Instance
+    from instances.status import Status
     from router.services import create_api_key
 
     Instance.objects.filter(status=Status.READY).update(status=Status.TERMINATED)

@@ -3,7 +3,8 @@ from django.contrib import admin
 from django.core.exceptions import ValidationError
 
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, RuntimeSetting, Zone
-from catalog.services import offer_rejection_reason, parse_setting_value, update_setting
+from catalog.runtime_settings import parse_setting_value, update_setting
+from catalog.services import offer_rejection_reason
 
 
 class RegionInline(admin.TabularInline):

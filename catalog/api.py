@@ -17,6 +17,7 @@ from rest_framework.response import Response
 from catalog import filters, serializers, services
 from catalog.models import LlmModel, Provider, Region, RuntimeSetting, Zone
 from catalog.selectors import instance_types_with_offers, with_zone_offers
+from inventiv.api_params import StableOrderingFilter
 from monitoring.models import ActionType
 
 # Any code that fits one URL segment (dots included: model and type names have them).
@@ -43,7 +44,7 @@ class CodeLookupMixin:
     lookup_field = "code"
     lookup_value_regex = ONE_SEGMENT
     lookup_scope: dict[str, str] = {}
-    filter_backends = [DjangoFilterBackend, SearchFilter, filters.StableOrderingFilter]
+    filter_backends = [DjangoFilterBackend, SearchFilter, StableOrderingFilter]
 
     def get_object(self):
         code = self.kwargs[self.lookup_url_kwarg or self.lookup_field]

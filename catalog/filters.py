@@ -1,7 +1,6 @@
 """Query-string filters of the catalog API (django-filter), addressed by codes like the rest of the API."""
 
 import django_filters
-from rest_framework.filters import OrderingFilter
 
 from catalog.models import InstanceType, LlmModel, Provider, Region, RuntimeSetting, Zone
 from monitoring.models import ActionType
@@ -16,16 +15,6 @@ def count_filter(field_name: str, lookup_expr: str = "exact") -> django_filters.
     return django_filters.NumberFilter(
         field_name=field_name, lookup_expr=lookup_expr, min_value=0, max_value=MAX_FILTER_INT, decimal_places=0
     )
-
-
-class StableOrderingFilter(OrderingFilter):
-    """`?ordering=` with the primary key as the last key, so rows with equal values keep one order across pages."""
-
-    def get_ordering(self, request, queryset, view):
-        ordering = super().get_ordering(request, queryset, view)
-        if ordering and not {"pk", "-pk", "id", "-id"} & set(ordering):
-            return [*ordering, "pk"]
-        return ordering
 
 
 class ProviderCodeFilterSet(django_filters.FilterSet):

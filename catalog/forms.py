@@ -7,7 +7,8 @@ Every edit form takes the row as `instance=` and has `save()`; a ValidationError
 from django import forms
 
 from catalog.models import InstanceType, LlmModel, Provider, Region, RuntimeSetting, Zone
-from catalog.services import set_instance_type_zones, update_setting
+from catalog.runtime_settings import update_setting
+from catalog.services import set_instance_type_zones
 
 # Spec inputs are short numbers: a narrow widget keeps the edited row as wide as the read-only one.
 NUMBER = forms.NumberInput(attrs={"class": "narrow"})

@@ -8,7 +8,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
-from catalog import services
+from catalog import runtime_settings, services
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, RuntimeSetting, Zone
 from monitoring.models import ActionType
 
@@ -261,7 +261,7 @@ class RuntimeSettingSerializer(serializers.ModelSerializer):
     def update(self, instance, validated_data):
         if "value" not in validated_data:
             return instance
-        return services.update_setting(instance, value=validated_data["value"])
+        return runtime_settings.update_setting(instance, value=validated_data["value"])
 
 
 class ActionTypeSerializer(serializers.ModelSerializer):

@@ -1,16 +1,14 @@
-"""Catalog logic: compatibility, zone offers and typed runtime settings."""
+"""Catalog logic: compatibility, zone offers, activation and moving rows between providers.
 
-import time
+Runtime settings have their own module, `catalog/runtime_settings.py`."""
+
 from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, QuerySet
-from django.db.models.signals import post_delete, post_migrate, post_save
-from django.dispatch import receiver
 
-from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, RuntimeSetting, Zone
-from catalog.setting_specs import SETTING_SPECS
+from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, Zone
 
 # --- Compatibility --------------------------------------------------------------------------
 
@@ -88,99 +86,6 @@ def set_instance_type_zones(instance_type: InstanceType, *, zones: Iterable[Zone
 
 def is_offered(instance_type: InstanceType, zone: Zone) -> bool:
     return InstanceTypeZone.objects.filter(instance_type=instance_type, zone=zone).exists()
-
-
-# --- Runtime settings -----------------------------------------------------------------------
-
-
-def parse_setting_value(*, value_type: str, raw, min_value=None, max_value=None):
-    """Turn `raw` into the typed value, or raise ValidationError saying why it is not acceptable."""
-    text = str(raw).strip()
-    try:
-        if value_type == RuntimeSetting.ValueType.INT:
-            value = int(text)
-        elif value_type == RuntimeSetting.ValueType.FLOAT:
-            value = float(text)
-            if value != value or value in (float("inf"), float("-inf")):
-                raise ValueError
-        elif value_type == RuntimeSetting.ValueType.BOOL:
-            lowered = text.lower()
-            if lowered not in ("true", "false", "1", "0", "yes", "no"):
-                raise ValueError
-            value = lowered in ("true", "1", "yes")
-        else:
-            value = text
-    except ValueError:
-        raise ValidationError({"value": f"{raw!r} is not a valid {value_type}"}) from None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if min_value is not None and value < min_value:
-            raise ValidationError({"value": f"{value} is below the minimum {min_value:g}"})
-        if max_value is not None and value > max_value:
-            raise ValidationError({"value": f"{value} is above the maximum {max_value:g}"})
-    return value
-
-
-# Each process reads the settings table at most this often (all rows at once): provisioning one instance
-# reads five settings, and a query for each was a sixth of its database work. A change made in this process
-# applies at once (`_forget_settings_on_commit`); every other process sees it within this many seconds.
-SETTINGS_CACHE_S = 5
-_settings_cache: tuple[float, dict[str, RuntimeSetting]] | None = None  # (valid until, time.monotonic(); rows)
-
-
-def get_setting(key: str):
-    """The typed current value of runtime setting `key` (its code default when no row exists)."""
-    row = _setting_row(key)
-    if row is not None:
-        try:
-            return parse_setting_value(
-                value_type=row.value_type, raw=row.value, min_value=row.min_value, max_value=row.max_value
-            )
-        except ValidationError:
-            pass  # a value edited out of range in the database: fall back to the default below
-    spec = SETTING_SPECS.get(key)
-    if spec is None:
-        raise KeyError(f"unknown runtime setting {key!r}")
-    return parse_setting_value(value_type=spec.value_type, raw=spec.default)
-
-
-def _setting_row(key: str) -> RuntimeSetting | None:
-    if transaction.get_connection().in_atomic_block:
-        # A transaction sees its own uncommitted changes and may still roll them back: what it reads is
-        # neither kept nor taken from what others committed a few seconds ago.
-        return RuntimeSetting.objects.filter(key=key).first()
-    global _settings_cache
-    now = time.monotonic()
-    if _settings_cache is None or _settings_cache[0] <= now:
-        _settings_cache = (now + SETTINGS_CACHE_S, {row.key: row for row in RuntimeSetting.objects.all()})
-    return _settings_cache[1].get(key)
-
-
-def forget_settings() -> None:
-    """Drop this process's copy of the settings: the next `get_setting` reads the table."""
-    global _settings_cache
-    _settings_cache = None
-
-
-@receiver([post_save, post_delete], sender=RuntimeSetting)
-def _forget_settings_on_commit(**kwargs) -> None:
-    # After the commit, not now: a read in between would keep the old value, or one that rolls back.
-    transaction.on_commit(forget_settings)
-
-
-@receiver(post_migrate)
-def _forget_settings_after_migrate(**kwargs) -> None:
-    # A migration or a flush (the test runner's, between tests) replaces the table behind the signals above.
-    forget_settings()
-
-
-def update_setting(setting: RuntimeSetting, *, value) -> RuntimeSetting:
-    """Validate `value` against the setting's type and bounds, then store it."""
-    typed = parse_setting_value(
-        value_type=setting.value_type, raw=value, min_value=setting.min_value, max_value=setting.max_value
-    )
-    setting.value = str(typed).lower() if isinstance(typed, bool) else str(typed)
-    setting.save(update_fields=["value", "updated_at"])
-    return setting
 
 
 # --- Activation -----------------------------------------------------------------------------

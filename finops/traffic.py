@@ -8,7 +8,8 @@ from datetime import datetime, timedelta
 from django.db.models import Count, Q, Sum
 from django.db.models.functions import Coalesce
 
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from monitoring.models import WorkerState
 from router.models import RequestTrace
 

@@ -10,7 +10,8 @@ from rest_framework.response import Response
 
 from instances import draining, services
 from instances.lifecycle import InvalidTransition
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from instances.selectors import active_instances, archived_instances, instances, status_counts, timeline
 from instances.serializers import (
     InstanceCreateSerializer,
@@ -21,8 +22,7 @@ from instances.serializers import (
     StatusCountsSerializer,
     TerminateSerializer,
 )
-from monitoring.api import query_bool
-from monitoring.filters import StableOrderingFilter
+from inventiv.api_params import StableOrderingFilter, query_bool
 
 CONFLICT = OpenApiResponse(description="The instance's status does not allow this (the message says why)")
 

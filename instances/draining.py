@@ -16,10 +16,11 @@ from datetime import datetime, timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from catalog.services import get_setting
+from catalog.runtime_settings import get_setting
 from instances import services
 from instances.lifecycle import transition
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import DRAINABLE, Status
 from instances.sweeps import claimed_batches
 from monitoring.models import WorkerState
 from monitoring.services import Component, record_action
@@ -30,7 +31,6 @@ log = logging.getLogger(__name__)
 # the router picked the machine for just before it saw `draining` (its table refreshes every 0.5 s) has
 # reached the engine by then.
 DRAIN_SETTLE_S = 2.0
-DRAINABLE = frozenset({Status.READY})
 
 
 class DrainRefused(Exception):

@@ -12,14 +12,11 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
-from catalog.services import get_setting
-from instances.models import Instance, Status
+from catalog.runtime_settings import get_setting
+from instances.models import Instance
+from instances.status import Status
 from providers.base import ServerInfo, ServerState
 
-# Statuses in which a machine is on its way to ready; the health sweep watches them.
-STARTUP_STATUSES = frozenset({Status.BOOTING, Status.INSTALLING, Status.STARTING})
-# Statuses in which a machine serves (or finishes serving); the watchdog watches them.
-SERVING_STATUSES = frozenset({Status.READY, Status.DRAINING})
 
 
 class Verdict(enum.Enum):

@@ -12,7 +12,8 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from monitoring.models import ActionLog
 from monitoring.services import Component, new_action, write_actions
 

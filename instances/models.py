@@ -5,67 +5,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 
-
-class Status(models.TextChoices):
-    PROVISIONING = "provisioning", "Provisioning"
-    BOOTING = "booting", "Booting"
-    INSTALLING = "installing", "Installing"
-    STARTING = "starting", "Starting"
-    READY = "ready", "Ready"
-    DRAINING = "draining", "Draining"
-    TERMINATING = "terminating", "Terminating"
-    TERMINATED = "terminated", "Terminated"
-    ARCHIVED = "archived", "Archived"
-    PROVISIONING_FAILED = "provisioning_failed", "Provisioning failed"
-    STARTUP_FAILED = "startup_failed", "Startup failed"
-    FAILED = "failed", "Failed"
-
-
-# Statuses a sweep keeps moving on its own; rows in them refresh themselves in the dashboard.
-TRANSITIONAL = frozenset(
-    {Status.PROVISIONING, Status.BOOTING, Status.INSTALLING, Status.STARTING, Status.DRAINING, Status.TERMINATING}
-)
-# The machine is (or may be) paid for: the provider has, or may soon have, a server for it.
-BILLABLE = frozenset(
-    {
-        Status.PROVISIONING, Status.BOOTING, Status.INSTALLING, Status.STARTING, Status.READY,
-        Status.DRAINING, Status.TERMINATING, Status.STARTUP_FAILED, Status.FAILED,
-    }
-)
-FAILED_STATUSES = frozenset({Status.PROVISIONING_FAILED, Status.STARTUP_FAILED, Status.FAILED})
-# Nothing more will happen to these without an operator.
-FINISHED = frozenset({Status.TERMINATED, Status.ARCHIVED, Status.PROVISIONING_FAILED})
-
-# Badge colour of each status in the dashboard.
-STATUS_COLORS = {
-    Status.PROVISIONING: "blue", Status.BOOTING: "blue", Status.INSTALLING: "purple", Status.STARTING: "sky",
-    Status.READY: "green", Status.DRAINING: "yellow", Status.TERMINATING: "orange", Status.TERMINATED: "gray",
-    Status.ARCHIVED: "gray", Status.PROVISIONING_FAILED: "red", Status.STARTUP_FAILED: "red", Status.FAILED: "red",
-}
-
-
-class ErrorCode(models.TextChoices):
-    MISSING_PARAMS = "MISSING_PARAMS"
-    MISSING_MODEL = "MISSING_MODEL"
-    INVALID_PROVIDER = "INVALID_PROVIDER"
-    INVALID_ZONE = "INVALID_ZONE"
-    INACTIVE_ZONE = "INACTIVE_ZONE"
-    INVALID_INSTANCE_TYPE = "INVALID_INSTANCE_TYPE"
-    INACTIVE_INSTANCE_TYPE = "INACTIVE_INSTANCE_TYPE"
-    INSTANCE_TYPE_NOT_AVAILABLE_IN_ZONE = "INSTANCE_TYPE_NOT_AVAILABLE_IN_ZONE"
-    INVALID_MODEL = "INVALID_MODEL"
-    INCOMPATIBLE_MODEL_INSTANCE = "INCOMPATIBLE_MODEL_INSTANCE"
-    MISSING_PROVIDER_CREDENTIALS = "MISSING_PROVIDER_CREDENTIALS"
-    PROVIDER_CREATE_FAILED = "PROVIDER_CREATE_FAILED"
-    PROVIDER_START_FAILED = "PROVIDER_START_FAILED"
-    PROVIDER_OUT_OF_STOCK = "PROVIDER_OUT_OF_STOCK"
-    PROVIDER_QUOTA_EXCEEDED = "PROVIDER_QUOTA_EXCEEDED"
-    STARTUP_TIMEOUT = "STARTUP_TIMEOUT"
-    HEALTH_CHECK_FAILED = "HEALTH_CHECK_FAILED"
-    WORKER_INSTALL_FAILED = "WORKER_INSTALL_FAILED"
-    MODEL_LOAD_FAILED = "MODEL_LOAD_FAILED"
-    HEARTBEAT_LOST = "HEARTBEAT_LOST"
-    PROVIDER_DELETED = "PROVIDER_DELETED"
+from instances.status import STATUS_COLORS, TRANSITIONAL, Status
 
 
 class Instance(models.Model):

@@ -11,7 +11,8 @@ from django.utils import timezone
 from catalog.models import InstanceType, LlmModel, Zone
 from catalog.services import compatible_models
 from instances.lifecycle import can_transition
-from instances.models import FINISHED, Instance, Status
+from instances.models import Instance
+from instances.status import ENDED, TERMINABLE, Status
 from monitoring.heartbeats import heartbeat_age_s
 from monitoring.models import ActionLog, HeartbeatSample, WorkerState
 from monitoring.selectors import instance_timeline, with_action_types
@@ -31,8 +32,6 @@ PROGRESS_PERCENT = {
     Status.STARTUP_FAILED: 0,
     Status.FAILED: 0,
 }
-# An operator may ask to terminate anything not already on its way out.
-NOT_TERMINABLE = frozenset({Status.TERMINATING, Status.TERMINATED, Status.ARCHIVED})
 SHORT_ID_LENGTH = 8
 
 
@@ -60,7 +59,7 @@ def with_presentation(rows: Iterable[Instance]) -> list[Instance]:
         instance.progress_percent = progress_percent(instance.status)
         instance.short_id = str(instance.pk)[:SHORT_ID_LENGTH]
         instance.dom_id = f"instance-{instance.pk}"
-        instance.can_terminate = instance.status not in NOT_TERMINABLE
+        instance.can_terminate = instance.status in TERMINABLE
         instance.can_archive = can_transition(instance.status, Status.ARCHIVED)
         instance.can_drain = instance.status == Status.READY
     return rows
@@ -205,7 +204,7 @@ def worker_status(instance: Instance, *, now: datetime | None = None) -> dict:
         "fresh": state is not None and is_worker_fresh(instance.pk, now=now),
         "samples": samples,
         "charts": _chart_series(samples),
-        "finished": instance.status in FINISHED,
+        "finished": instance.status in ENDED,
     }
 
 

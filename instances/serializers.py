@@ -2,7 +2,8 @@
 
 from rest_framework import serializers
 
-from instances.models import ErrorCode, Instance, Status
+from instances.models import Instance
+from instances.status import ErrorCode, Status
 from instances.selectors import progress_percent
 from monitoring.serializers import ActionLogSerializer
 

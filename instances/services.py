@@ -22,12 +22,14 @@ from django.db.models import Case, F, Q, Value, When
 from django.utils import timezone
 
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Zone
-from catalog.services import get_setting, incompatibility_reason, is_offered
+from catalog.runtime_settings import get_setting
+from catalog.services import incompatibility_reason, is_offered
 from instances import health
 from instances.credentials import ENV_ENGINE_API_KEY, ENV_WORKER_TOKEN, MintedCredentials, mint_credentials
-from instances.health import STARTUP_STATUSES, Verdict
+from instances.health import Verdict
 from instances.lifecycle import InvalidTransition, transition, write_moves
-from instances.models import ErrorCode, Instance, Status
+from instances.models import Instance
+from instances.status import GONE, REINSTALLABLE, STARTUP, TERMINATION_REQUESTED, ErrorCode, Status
 from monitoring.models import ActionLog
 from monitoring.services import (
     Component,
@@ -68,8 +70,6 @@ HINTS = {
     ErrorCode.PROVIDER_QUOTA_EXCEEDED: "raise the quota at the provider, or terminate other machines",
     ErrorCode.MISSING_PROVIDER_CREDENTIALS: "configure the provider's credentials",
 }
-ENDED = frozenset({Status.TERMINATING, Status.TERMINATED, Status.ARCHIVED})
-REINSTALLABLE = frozenset({Status.READY, Status.STARTUP_FAILED, Status.FAILED})
 # Where vLLM and the worker agent listen on a cloud machine (the adapters open these ports).
 ENGINE_PORT = 8000
 AGENT_PORT = 8081
@@ -285,7 +285,7 @@ def _create_server(instance: Instance, adapter: CloudProvider, credentials: Mint
     # the server must not outlive it.
     write_actions(held)
     status, error_code = Instance.objects.filter(pk=instance.pk).values_list("status", "error_code").get()
-    if status in (Status.TERMINATED, Status.ARCHIVED):
+    if status in GONE:
         with action_step("PROVIDER_TERMINATE", component=ORCH, instance_id=instance.pk, parent=parent,
                          metadata={"reason": f"instance already {status}"}):
             adapter.terminate_server(server.server_id, zone=instance.zone.code)
@@ -336,7 +336,7 @@ def _user_data(instance: Instance, env: dict) -> str:
     params = instance.instance_type.allocation_params
     if not params.get("vllm_image"):
         raise ProviderError(f"instance type {instance.instance_type.code} has no vllm_image in its allocation "
-                            "parameters: set one in the catalog", permanent=True)
+                            "parameters: set one in the catalog")
     gpus = instance.instance_type.gpu_count
     try:
         return render_user_data(
@@ -346,7 +346,7 @@ def _user_data(instance: Instance, env: dict) -> str:
             engine_port=ENGINE_PORT, engine_args=["--tensor-parallel-size", str(gpus)] if gpus > 1 else [],
         )
     except ValueError as exc:
-        raise ProviderError(f"the machine's cloud-init cannot be written: {exc}", permanent=True) from None
+        raise ProviderError(f"the machine's cloud-init cannot be written: {exc}") from None
 
 
 def _address_fields(server: ServerInfo) -> dict:
@@ -367,7 +367,7 @@ def adapter_for(provider: Provider) -> CloudProvider:
     try:
         return get_provider(provider.adapter, **options)
     except ImportError as exc:
-        raise ProviderError(f"the {provider.adapter} adapter cannot be loaded: {exc}", permanent=True) from None
+        raise ProviderError(f"the {provider.adapter} adapter cannot be loaded: {exc}") from None
 
 
 # --- Health ---------------------------------------------------------------------------------
@@ -375,7 +375,7 @@ def adapter_for(provider: Provider) -> CloudProvider:
 
 def check_instance_health(instance_id) -> None:
     """Ask the provider about a booting/installing/starting instance and act on the answer."""
-    with claimed(instance_id, statuses=STARTUP_STATUSES, lease_s=STEP_LEASE_S) as instance:
+    with claimed(instance_id, statuses=STARTUP, lease_s=STEP_LEASE_S) as instance:
         if instance is None:
             return
         adapter = adapter_for(instance.provider)
@@ -399,7 +399,7 @@ def apply_startup_verdict(instance: Instance, server: ServerInfo | None, *, adap
         _move(instance, Status.INSTALLING, action_type="HEALTH_CHECK", allowed_from=frozenset({Status.BOOTING}),
               reason="the server runs; its worker agent installs and reports by heartbeat")
     elif verdict is Verdict.GONE:
-        handle_provider_deleted(instance, adapter=adapter, allowed_from=STARTUP_STATUSES)
+        handle_provider_deleted(instance, adapter=adapter, allowed_from=STARTUP)
     elif verdict is Verdict.TIMED_OUT:
         state = server.state.value if server else "gone"
         fail_instance(instance, to=Status.STARTUP_FAILED, code=ErrorCode.STARTUP_TIMEOUT,
@@ -420,7 +420,7 @@ def _mark_ready(instance: Instance, server: ServerInfo, *, already_locked: bool 
     steps.append(new_action("HEALTH_CHECK", component=ORCH, instance_id=instance.pk, status_before=instance.status,
                             metadata={"server_state": server.state.value,
                                       "runtime": server.metadata.get("runtime", "")}))
-    _move(instance, Status.READY, action_type="INSTANCE_READY", allowed_from=STARTUP_STATUSES, steps=steps,
+    _move(instance, Status.READY, action_type="INSTANCE_READY", allowed_from=STARTUP, steps=steps,
           fields={"claimed_until": None}, already_locked=already_locked, unsaved=unsaved)
 
 
@@ -464,7 +464,7 @@ def terminate_instance(instance: Instance, *, reason: str, actor=None) -> Instan
     component = Component.API if actor is not None else ORCH
     with transaction.atomic():
         locked = Instance.objects.select_for_update().filter(pk=instance.pk).first()
-        if locked is None or locked.status in ENDED:
+        if locked is None or locked.status in TERMINATION_REQUESTED:
             _refresh(instance, locked)
             return instance
         if locked.provider_server_id:

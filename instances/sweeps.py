@@ -19,10 +19,11 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from catalog.models import Provider, Zone
-from catalog.services import get_setting
+from catalog.runtime_settings import get_setting
 from instances import services
-from instances.health import SERVING_STATUSES, STARTUP_STATUSES, Verdict, serving_verdict
-from instances.models import ErrorCode, Instance, OrphanServer, Status
+from instances.health import Verdict, serving_verdict
+from instances.models import Instance, OrphanServer
+from instances.status import ENDED, SERVING, STARTUP, ErrorCode, Status
 from monitoring.services import Component, action_step, record_action
 from providers.base import INVENTIV_TAG, CloudProvider, ProviderError, ServerInfo
 
@@ -38,8 +39,6 @@ SWEEP_BUDGET_S = 8
 TERMINATOR_GRACE_S = 30
 # An orphan whose terminate did not take is asked again after this long.
 ORPHAN_RETRY_S = 300
-# Instances in these statuses own no server: a server tagged with their id is an orphan.
-NOT_OWNING = frozenset({Status.TERMINATED, Status.ARCHIVED, Status.PROVISIONING_FAILED})
 
 
 class ServerDirectory:
@@ -121,7 +120,7 @@ def sweep_startup_health() -> int:
     """Poll booting/installing/starting machines: ready, still waiting, timed out, or gone."""
     directory = ServerDirectory()
     return _sweep(
-        Instance.objects.filter(status__in=STARTUP_STATUSES).exclude(provider_server_id=""), "health",
+        Instance.objects.filter(status__in=STARTUP).exclude(provider_server_id=""), "health",
         lambda instance: services.apply_startup_verdict(
             instance, directory.server(instance), adapter=directory.adapter(instance.provider)
         ),
@@ -135,9 +134,9 @@ def sweep_watchdog() -> int:
     def watch(instance: Instance) -> None:
         if serving_verdict(directory.server(instance)) is Verdict.GONE:
             services.handle_provider_deleted(instance, adapter=directory.adapter(instance.provider),
-                                             allowed_from=SERVING_STATUSES)
+                                             allowed_from=SERVING)
 
-    return _sweep(Instance.objects.filter(status__in=SERVING_STATUSES).exclude(provider_server_id=""),
+    return _sweep(Instance.objects.filter(status__in=SERVING).exclude(provider_server_id=""),
                   "watchdog", watch)
 
 
@@ -196,7 +195,7 @@ def _record_orphans(provider: Provider, zone: str, servers: list[ServerInfo], ad
     tagged = {server.server_id: server for server in servers}
     instance_ids = {server.instance_id for server in servers if _is_uuid(server.instance_id)}
     owners = dict(
-        Instance.objects.filter(pk__in=instance_ids).exclude(status__in=NOT_OWNING)
+        Instance.objects.filter(pk__in=instance_ids).exclude(status__in=ENDED)
         .values_list("pk", "provider_server_id")
     )
     orphans = {

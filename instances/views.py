@@ -15,7 +15,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from instances import draining, selectors, services
 from instances.lifecycle import InvalidTransition
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from inventiv.pages import is_fragment, staff_required
 
 LIST = "instances/list.html"

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import logging
 import tarfile
-import time
 import uuid
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -26,17 +25,15 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
-from django.db.models.signals import post_save
-from django.dispatch import receiver
 from django.utils import timezone
 
-from catalog.models import LlmModel, Provider, RuntimeSetting
-from catalog.services import get_setting
+from catalog.models import LlmModel, Provider
+from catalog.runtime_settings import get_setting
 from instances import draining, services
 from instances.credentials import verify_worker_token
-from instances.health import SERVING_STATUSES, STARTUP_STATUSES
 from instances.lifecycle import transition
-from instances.models import FAILED_STATUSES, ErrorCode, Instance, Status
+from instances.models import Instance
+from instances.status import BEFORE_STARTING, GONE, SERVING, SHUTDOWN, STARTUP, ErrorCode, Status
 from instances.sweeps import claimed_batches
 from monitoring.heartbeats import (
     Heartbeat,
@@ -53,15 +50,6 @@ log = logging.getLogger(__name__)
 
 WORKER = Component.WORKER
 INTERVAL_KEY = "heartbeat_interval_s"
-INTERVAL_CACHE_S = 10
-_interval_cache: tuple[float, int] | None = None  # (valid until, in time.monotonic(); the value)
-# A terminated (or archived) instance's token is revoked: its machine is gone or going.
-REVOKED = frozenset({Status.TERMINATED, Status.ARCHIVED})
-# Statuses in which the machine must stop serving: the heartbeat answers `shutdown` (a terminated one is
-# answered only by the heartbeat that failed and terminated it; later ones are refused as revoked).
-SHUTDOWN_STATUSES = frozenset({Status.TERMINATING}) | REVOKED | FAILED_STATUSES
-# A worker that registers while its machine is still booting or installing moves it to `starting`.
-BEFORE_STARTING = frozenset({Status.BOOTING, Status.INSTALLING})
 # The same answer for an unknown instance and a wrong token, so the endpoint does not say which ids exist.
 INVALID_TOKEN = "invalid worker token"
 MAX_STEP_MESSAGE = 2000
@@ -107,7 +95,7 @@ def authenticate_worker(*, instance_id, token: str | None) -> Instance:
     instance = Instance.from_db(connection.alias, list(loaded), values)
     if not verify_worker_token(instance, token):
         raise WorkerAuthFailed(INVALID_TOKEN)
-    if instance.status in REVOKED:
+    if instance.status in GONE:  # its token is revoked: the machine is gone or going
         raise WorkerAuthFailed(f"worker token revoked: the instance is {instance.status}")
     if model_id is not None:
         instance.model = LlmModel.from_db(connection.alias, ["id", "code"], [model_id, model_code])
@@ -132,20 +120,8 @@ def _auth_sql() -> str:
 
 
 def heartbeat_interval_s() -> int:
-    """The heartbeat_interval_s setting, read at most every INTERVAL_CACHE_S per process (every answer
-    carries it: reading it with every heartbeat cost the database a tenth of the heartbeat's work)."""
-    global _interval_cache
-    now = time.monotonic()
-    if _interval_cache is None or _interval_cache[0] <= now:
-        _interval_cache = (now + INTERVAL_CACHE_S, get_setting(INTERVAL_KEY))
-    return _interval_cache[1]
-
-
-@receiver(post_save, sender=RuntimeSetting)
-def _forget_interval(**kwargs) -> None:
-    # This process sees an operator's change at once; the others within INTERVAL_CACHE_S.
-    global _interval_cache
-    _interval_cache = None
+    """The heartbeat_interval_s setting (every answer carries it; `get_setting` keeps it cached)."""
+    return get_setting(INTERVAL_KEY)
 
 
 def _model_code(instance: Instance) -> str:
@@ -189,7 +165,7 @@ def accept_heartbeat(instance: Instance, heartbeat: Heartbeat, *, now: datetime 
     if not instance.worker_registered:
         raise NotRegistered("not registered")
     record_heartbeat(instance.pk, heartbeat, now=now)
-    if instance.status in STARTUP_STATUSES:
+    if instance.status in STARTUP:
         _act_on_startup_heartbeat(instance, heartbeat)
     elif instance.status == Status.DRAINING and heartbeat.in_flight == 0:
         # The engine has emptied: finish the drain now rather than at the next sweep.
@@ -201,7 +177,7 @@ def heartbeat_action(status: str) -> str:
     """What the worker of an instance in `status` must do: serve, drain or shut down."""
     if status == Status.DRAINING:
         return "drain"
-    if status in SHUTDOWN_STATUSES:
+    if status in SHUTDOWN:
         return "shutdown"
     return "serve"
 
@@ -227,14 +203,14 @@ def mark_ready(instance: Instance, *, model: str, via: str) -> bool:
     metadata = {"model": model, "via": via}
     with transaction.atomic():
         locked = Instance.objects.select_for_update().only("status").get(pk=instance.pk)
-        if locked.status not in STARTUP_STATUSES:
+        if locked.status not in STARTUP:
             instance.status = locked.status
             return False
         for action_type in ("WORKER_VLLM_HTTP_OK", "WORKER_MODEL_LOADED"):
             record_action(action_type, component=WORKER, instance_id=instance.pk, metadata=metadata,
                           status_before=locked.status, status_after=locked.status)
         fresh, moved = transition(instance.pk, Status.READY, action_type="INSTANCE_READY", component=WORKER,
-                                  metadata=metadata, allowed_from=STARTUP_STATUSES)
+                                  metadata=metadata, allowed_from=STARTUP)
     instance.status = fresh.status
     return moved
 
@@ -245,7 +221,7 @@ def fail_model_load(instance: Instance, heartbeat: Heartbeat) -> None:
     services.fail_instance(
         instance, to=Status.STARTUP_FAILED, code=ErrorCode.MODEL_LOAD_FAILED, action_type="INSTANCE_STARTUP_FAILED",
         message=f"The engine could not serve {_model_code(instance) or 'the model'}: {reason}.",
-        allowed_from=STARTUP_STATUSES,
+        allowed_from=STARTUP,
         metadata={"reason": reason, "engine_log_tail": heartbeat.engine_log_tail},
     )
 
@@ -288,7 +264,7 @@ def report_install_failure(instance: Instance, *, step: str, message: str = "") 
     detail = f": {message}" if message else ""
     return services.fail_instance(
         instance, to=Status.STARTUP_FAILED, code=ErrorCode.WORKER_INSTALL_FAILED,
-        action_type="INSTANCE_STARTUP_FAILED", allowed_from=STARTUP_STATUSES,
+        action_type="INSTANCE_STARTUP_FAILED", allowed_from=STARTUP,
         message=f"The worker install failed at step {step}{detail}.", metadata={"step": step},
     )
 
@@ -359,7 +335,7 @@ def sweep_lost_heartbeats() -> int:
     """
     grace_s = get_setting("heartbeat_lost_grace_s")
     cutoff = timezone.now() - timedelta(seconds=grace_s)
-    candidates = silent_since(running_workers(Instance.objects.filter(status__in=SERVING_STATUSES)), cutoff)
+    candidates = silent_since(running_workers(Instance.objects.filter(status__in=SERVING)), cutoff)
     failed = 0
     for batch in claimed_batches(candidates):
         for instance in batch:
@@ -379,10 +355,10 @@ def fail_lost_worker(instance: Instance, *, grace_s: float, now: datetime | None
         return False
     services.fail_instance(
         instance, to=Status.FAILED, code=ErrorCode.HEARTBEAT_LOST, action_type="HEARTBEAT_LOST",
-        allowed_from=SERVING_STATUSES,
+        allowed_from=SERVING,
         message=(f"No heartbeat from the worker for {(now - silent_from).total_seconds():.0f} s "
                  f"(grace {grace_s:g} s)" + ("" if last else "; it never sent one") + "."),
         metadata={"last_heartbeat_at": last.isoformat() if last else None, "grace_s": grace_s},
     )
     # The failure terminates the machine at once, so the instance is already past `failed` here.
-    return instance.error_code == ErrorCode.HEARTBEAT_LOST and instance.status not in SERVING_STATUSES
+    return instance.error_code == ErrorCode.HEARTBEAT_LOST and instance.status not in SERVING

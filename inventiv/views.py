@@ -7,7 +7,7 @@ from django.utils import timezone
 from finops.selectors import budget_alerts, spend_series, spend_summary
 from finops.serializers import SeriesSerializer
 from finops.traffic import rates, ttft_p95_by_model
-from instances.models import STATUS_COLORS
+from instances.status import STATUS_COLORS
 from instances.selectors import status_counts
 from monitoring.selectors import action_logs, with_action_types
 

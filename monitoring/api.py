@@ -4,16 +4,15 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
-from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import LimitOffsetPagination
 
-from monitoring.filters import ActionLogFilter, StableOrderingFilter, is_narrowed
+from inventiv.api_params import StableOrderingFilter, query_bool, query_int
+from monitoring.filters import ActionLogFilter, is_narrowed
 from monitoring.selectors import MAX_OFFSET, action_log_stats, action_logs, count_rows
 from monitoring.serializers import ActionLogSerializer
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
-TRUE_VALUES, FALSE_VALUES = ("1", "true", "yes"), ("", "0", "false", "no")
 COUNT = {"type": "integer"}
 STATS_SCHEMA = {
     "type": "object",
@@ -24,28 +23,6 @@ STATS_SCHEMA = {
         "by_status": {"type": "object", "properties": {"success": COUNT, "failed": COUNT, "in_progress": COUNT}},
     },
 }
-
-
-def query_int(request, name: str, *, default: int, minimum: int, maximum: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: f"{raw!r} is not a whole number"}) from None
-    if not minimum <= value <= maximum:
-        raise ValidationError({name: f"must be between {minimum} and {maximum}"})
-    return value
-
-
-def query_bool(request, name: str) -> bool:
-    raw = request.query_params.get(name, "").strip().lower()
-    if raw in TRUE_VALUES:
-        return True
-    if raw in FALSE_VALUES:
-        return False
-    raise ValidationError({name: f"{raw!r} is not one of 1, 0, true, false"})
 
 
 class ActionLogPagination(LimitOffsetPagination):

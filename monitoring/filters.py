@@ -4,43 +4,12 @@ import re
 
 import django_filters
 from django import forms
-from django.db.models import F
-from rest_framework.filters import OrderingFilter
 
 from monitoring.models import ActionLog
 
 ACTION_TYPE_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 # More codes than the catalog holds is a mistake, not a query worth sending to the database.
 MAX_ACTION_TYPES = 50
-
-
-class StableOrderingFilter(OrderingFilter):
-    """`?ordering=` with the primary key as the last key (in the same direction as the first key), so rows
-    with equal values keep one order across pages and the newest-first indexes still serve the query."""
-
-    def get_ordering(self, request, queryset, view):
-        ordering = super().get_ordering(request, queryset, view)
-        if ordering and not {"pk", "-pk", "id", "-id"} & set(ordering):
-            return [*ordering, "-id" if ordering[0].startswith("-") else "id"]
-        return ordering
-
-    def filter_queryset(self, request, queryset, view):
-        ordering = self.get_ordering(request, queryset, view)
-        if not ordering:
-            return queryset
-        return queryset.order_by(*(self._nulls_last(queryset.model, term) for term in ordering))
-
-    @staticmethod
-    def _nulls_last(model, term: str):
-        """Rows without a value (a step still running has no duration) sort last, on every database.
-
-        Only nullable columns get NULLS LAST: on the others it would stop PostgreSQL from reading the
-        order straight from an index.
-        """
-        name = term.lstrip("-")
-        if name in ("pk", "id") or "__" in name or not model._meta.get_field(name).null:
-            return term
-        return F(name).desc(nulls_last=True) if term.startswith("-") else F(name).asc(nulls_last=True)
 
 
 class CodeListField(forms.Field):

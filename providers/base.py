@@ -1,7 +1,7 @@
 """The small interface every cloud adapter implements.
 
-Adapters are handed plain data (no Inventiv models) and raise one error type, ProviderError, which says
-whether retrying can help. The instances services decide what an error means for an instance.
+Adapters are handed plain data (no Inventiv models) and raise ProviderError when retrying cannot help, or
+its subclass TransientProviderError when it can. The instances services decide what an error means for an instance.
 """
 
 from __future__ import annotations
@@ -32,21 +32,45 @@ def instance_id_from_tags(tags: list[str]) -> str | None:
 
 
 class ProviderError(Exception):
-    """A provider call failed.
+    """A provider call failed, and retrying the same call cannot help (bad request, out of stock, quota).
 
-    `permanent` is True when retrying the same call cannot help (bad request, out of stock, quota);
     `code` is the instance error code it maps to (PROVIDER_OUT_OF_STOCK, PROVIDER_QUOTA_EXCEEDED,
-    MISSING_PROVIDER_CREDENTIALS...), or None for a generic failure of the step.
+    MISSING_PROVIDER_CREDENTIALS...), or None for a generic failure of the step. `details` is what the
+    provider said beyond its message (which argument, why), for the operator.
     """
 
-    def __init__(self, message: str, *, permanent: bool, code: str | None = None):
+    permanent = True
+
+    def __init__(self, message: str, *, code: str | None = None, details=None):
         super().__init__(message)
         self.message = message
-        self.permanent = permanent
         self.code = code
+        self.details = details
 
     def __str__(self) -> str:
         return self.message
+
+
+class TransientProviderError(ProviderError):
+    """A provider call failed in a way that retrying later can fix (a timeout, a 5xx, throttling, a server
+    in a transitional state). `retry_after` is how long the provider asked to wait, in seconds, when it said.
+
+    The one exception class Celery tasks retry on (`autoretry_for`).
+    """
+
+    permanent = False
+
+    def __init__(self, message: str, *, code: str | None = None, details=None, retry_after: float | None = None):
+        super().__init__(message, code=code, details=details)
+        self.retry_after = retry_after
+
+
+def provider_error(message: str, *, permanent: bool, code: str | None = None, details=None,
+                   retry_after: float | None = None) -> ProviderError:
+    """The error class that fits: ProviderError when `permanent`, TransientProviderError otherwise."""
+    if permanent:
+        return ProviderError(message, code=code, details=details)
+    return TransientProviderError(message, code=code, details=details, retry_after=retry_after)
 
 
 class ServerState(str, enum.Enum):
@@ -113,7 +137,7 @@ class CloudProvider(abc.ABC):
     code: str = ""
 
     def check_available(self) -> None:
-        """Raise ProviderError(code="MISSING_PROVIDER_CREDENTIALS", permanent=True) when unusable."""
+        """Raise ProviderError(code="MISSING_PROVIDER_CREDENTIALS") when unusable."""
 
     @abc.abstractmethod
     def create_server(self, spec: ServerSpec) -> ServerInfo: ...

@@ -32,6 +32,7 @@ from providers.base import (
     ServerState,
     TypeOffer,
     instance_id_from_tags,
+    provider_error,
 )
 from providers.models import MockFault, MockServer
 
@@ -124,14 +125,14 @@ class MockProvider(CloudProvider):
                                commercial_type=spec.commercial_type)
         fault = _consume_fault(faults, CREATE_FAULTS)
         if fault is not None:
-            raise ProviderError(
+            raise provider_error(
                 fault.message or f"Mock cloud: {fault.get_kind_display().lower()} for {spec.commercial_type} "
                 f"in {spec.zone}",
                 permanent=fault.permanent or fault.kind in FAULT_CODES,
                 code=FAULT_CODES.get(fault.kind),
             )
         if spec.commercial_type not in {offer.code for offer in MOCK_TYPES}:
-            raise ProviderError(f"Mock cloud sells no {spec.commercial_type!r}", permanent=True)
+            raise ProviderError(f"Mock cloud sells no {spec.commercial_type!r}")
         try:
             with _undoable():
                 server = MockServer.objects.create(
@@ -154,15 +155,15 @@ class MockProvider(CloudProvider):
         """Power the server on and answer with it, as `get_server` would right after."""
         server = self._server(server_id, zone)
         if server is None:
-            raise ProviderError(f"Mock cloud: server {server_id} does not exist in {zone}", permanent=True)
+            raise ProviderError(f"Mock cloud: server {server_id} does not exist in {zone}")
         if server.started_at is not None:
             return self._info(server)  # powered on already: a retry
         faults = _armed_faults((MockFault.Kind.START_FAILS, MockFault.Kind.VANISH), zone=zone,
                                commercial_type=server.commercial_type)
         fault = _consume_fault(faults, (MockFault.Kind.START_FAILS,))
         if fault is not None:
-            raise ProviderError(fault.message or f"Mock cloud: power-on of {server_id} failed",
-                                permanent=fault.permanent)
+            raise provider_error(fault.message or f"Mock cloud: power-on of {server_id} failed",
+                                 permanent=fault.permanent)
         now = self.now()
         server.started_at = now
         server.running_at = now + self.boot_delay

@@ -84,8 +84,7 @@ class ProcessRuntime(MockRuntime):
                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                 )
         except OSError as exc:
-            raise ProviderError(f"Mock cloud: the worker agent of {server.pk} could not start: {exc}",
-                                permanent=True) from None
+            raise ProviderError(f"Mock cloud: the worker agent of {server.pk} could not start: {exc}") from None
         _children[process.pid] = process
         return {
             "runtime": self.name,

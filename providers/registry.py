@@ -16,5 +16,5 @@ def get_provider(adapter: str, **options) -> CloudProvider:
     try:
         module_name, class_name = ADAPTERS[adapter].rsplit(".", 1)
     except KeyError:
-        raise ProviderError(f"no adapter named {adapter!r}", permanent=True, code="INVALID_PROVIDER") from None
+        raise ProviderError(f"no adapter named {adapter!r}", code="INVALID_PROVIDER") from None
     return getattr(import_module(module_name), class_name)(**options)

@@ -39,9 +39,11 @@ from providers.base import (
     INVENTIV_TAG,
     CloudProvider,
     ProviderError,
+    provider_error,
     ServerInfo,
     ServerSpec,
     ServerState,
+    TransientProviderError,
     TypeOffer,
     instance_tag,
 )
@@ -71,6 +73,8 @@ SERVER_TAG_PREFIX = "inventiv-server="
 GB = 10**9  # volume sizes are decimal gigabytes
 GIB = 2**30  # RAM and GPU memory are reported in binary gigabytes
 MAX_ERROR_TEXT = 300
+# A Retry-After longer than this is taken as this: a task waits, it does not sleep for hours.
+MAX_RETRY_AFTER_S = 600
 
 _STATES = {
     "running": ServerState.RUNNING,
@@ -191,6 +195,16 @@ def _error_text(body: dict) -> str:
     return str(text)[:MAX_ERROR_TEXT]
 
 
+def _retry_after(response) -> float | None:
+    """The seconds a throttled answer's `Retry-After` asks to wait (Scaleway sends seconds), or None."""
+    raw = response.headers.get("Retry-After") if response is not None else None
+    try:
+        seconds = float(raw)
+    except (TypeError, ValueError):
+        return None
+    return seconds if 0 <= seconds <= MAX_RETRY_AFTER_S else MAX_RETRY_AFTER_S if seconds > 0 else None
+
+
 def provider_error_from(exc: Exception, *, action: str, timeout_s: float) -> ProviderError:
     """The ProviderError that `exc`, raised while doing `action`, stands for."""
     if isinstance(exc, ScalewayException):
@@ -201,22 +215,25 @@ def provider_error_from(exc: Exception, *, action: str, timeout_s: float) -> Pro
         message = f"Scaleway {action} failed (HTTP {status}{f' {kind}' if kind else ''}): {text}"
         lowered = text.lower()
         if kind == "out_of_stock" or "out of stock" in lowered:
-            return ProviderError(message, permanent=True, code="PROVIDER_OUT_OF_STOCK")
+            return ProviderError(message, code="PROVIDER_OUT_OF_STOCK")
         if kind == "quotas_exceeded" or "quota exceeded" in lowered:
-            return ProviderError(message, permanent=True, code="PROVIDER_QUOTA_EXCEEDED")
+            return ProviderError(message, code="PROVIDER_QUOTA_EXCEEDED")
         if isinstance(exc, ValidationError):
-            return ProviderError(message, permanent=True)
+            return ProviderError(message)
         # A resource in a transient state (starting, stopping) accepts the action once it settles.
         transient = status == 429 or status >= 500 or kind == "transient_state"
-        return ProviderError(message, permanent=not transient)
+        if not transient:
+            return ProviderError(message, details=body.get("details") or body.get("fields"))
+        return TransientProviderError(message, details=body.get("details") or body.get("fields"),
+                                      retry_after=_retry_after(exc.response))
     if isinstance(exc, requests.exceptions.Timeout):
-        return ProviderError(f"Scaleway {action} timed out after {timeout_s:g}s", permanent=False)
+        return TransientProviderError(f"Scaleway {action} timed out after {timeout_s:g}s")
     if isinstance(exc, requests.exceptions.JSONDecodeError):
         # A gateway answering an HTML error page (502, 503) instead of the API.
-        return ProviderError(f"Scaleway {action} got an answer that is not JSON (gateway error)", permanent=False)
+        return TransientProviderError(f"Scaleway {action} got an answer that is not JSON (gateway error)")
     if isinstance(exc, requests.exceptions.ConnectionError):
-        return ProviderError(f"Scaleway {action} could not reach the API: {type(exc).__name__}", permanent=False)
-    return ProviderError(f"Scaleway {action} failed: {type(exc).__name__}", permanent=False)
+        return TransientProviderError(f"Scaleway {action} could not reach the API: {type(exc).__name__}")
+    return TransientProviderError(f"Scaleway {action} failed: {type(exc).__name__}")
 
 
 # --- Configuration --------------------------------------------------------------------------
@@ -308,7 +325,6 @@ class ScalewayProvider(CloudProvider):
             raise ProviderError(
                 f"Scaleway is not configured: {'; '.join(self._problems)}. Set {ENV_ACCESS_KEY} and "
                 f"{ENV_SECRET_KEY} (or {ENV_ACCESS_KEY}_FILE and {ENV_SECRET_KEY}_FILE) and {ENV_PROJECT_ID}.",
-                permanent=True,
                 code="MISSING_PROVIDER_CREDENTIALS",
             )
 
@@ -380,7 +396,6 @@ class ScalewayProvider(CloudProvider):
         if not params.get("image"):
             raise ProviderError(
                 f"instance type {spec.commercial_type} has no image in its allocation parameters",
-                permanent=True,
                 code="MISSING_PARAMS",
             )
         volumes = None
@@ -485,12 +500,12 @@ class ScalewayProvider(CloudProvider):
         server = self._get(server_id, zone)
         if server is None:
             raise ProviderError(
-                f"server {server_id} no longer exists in {zone}", permanent=True, code="PROVIDER_DELETED"
+                f"server {server_id} no longer exists in {zone}", code="PROVIDER_DELETED"
             )
         if server.state in _UP:
             return
         if server.state not in _NOT_BOOTED:
-            raise ProviderError(
+            raise provider_error(
                 f"server {server_id} is {server.state}: start it again once that settles",
                 permanent=server.state == "locked",
             )
@@ -539,9 +554,7 @@ class ScalewayProvider(CloudProvider):
                 missing_ok=True,
             )
         else:
-            raise ProviderError(
-                f"server {server_id} is {server.state}: terminate it again once that settles", permanent=False
-            )
+            raise TransientProviderError(f"server {server_id} is {server.state}: terminate it again once that settles")
 
     def delete_volumes(self, server_id: str, *, zone: str) -> None:
         """Delete the detached volumes tagged for `server_id`; volumes still attached raise a transient error."""
@@ -571,10 +584,9 @@ class ScalewayProvider(CloudProvider):
                 continue
             self._call("delete volume", self._instance.delete_volume, volume_id=volume.id, zone=zone, missing_ok=True)
         if attached:
-            raise ProviderError(
+            raise TransientProviderError(
                 f"volumes {', '.join(attached)} of server {server_id} are still attached: delete them again "
-                "once the server is gone",
-                permanent=False,
+                "once the server is gone"
             )
 
     # --- catalog ---

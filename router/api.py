@@ -8,7 +8,7 @@ from rest_framework.decorators import action
 from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
-from monitoring.filters import StableOrderingFilter
+from inventiv.api_params import StableOrderingFilter
 from router import services
 from router.models import RequestTrace
 from router.selectors import api_keys, request_traces

@@ -61,7 +61,8 @@ def served_models(*, now: datetime) -> list[dict]:
     their GPUs, and requests, errors and TTFT p95 (ms) over the last hour (finops' TTFT_WINDOW)."""
     # Imported here: finops reads router's traces, and this module should not need finops to load.
     from finops.traffic import TTFT_WINDOW, ttft_p95_by_model
-    from instances.models import Instance, Status
+    from instances.models import Instance
+    from instances.status import Status
 
     ready = {
         row["model__code"]: row
@@ -85,7 +86,8 @@ def served_models(*, now: datetime) -> list[dict]:
 
 def ready_model_codes() -> list[str]:
     """Codes of the models that at least one ready instance serves (what the Playground can call)."""
-    from instances.models import Instance, Status
+    from instances.models import Instance
+    from instances.status import Status
 
     ready = Instance.objects.filter(status=Status.READY, model__isnull=False).order_by("model__code")
     return list(ready.values_list("model__code", flat=True).distinct())

@@ -17,9 +17,10 @@ from functools import lru_cache
 from django.utils import timezone
 
 from catalog.models import LlmModel
-from catalog.services import get_setting
+from catalog.runtime_settings import get_setting
 from instances.credentials import engine_api_key
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from monitoring.models import WorkerState
 
 log = logging.getLogger(__name__)

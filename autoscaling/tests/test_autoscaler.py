@@ -8,7 +8,8 @@ from autoscaling.selectors import pools_for_routing
 from autoscaling.services import autoscale_pool, autoscale_pools, report_held_requests
 from autoscaling.tests.factories import make_pool
 from instances import services as instance_services
-from instances.models import ErrorCode, Instance, Status
+from instances.models import Instance
+from instances.status import ErrorCode, Status
 from instances.tests.factories import make_instance, mock_cloud  # noqa: F401
 from monitoring.models import ActionLog, WorkerState
 from providers.models import MockFault

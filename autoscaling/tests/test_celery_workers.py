@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from autoscaling.models import PoolSample
 from autoscaling.tests.factories import make_pool
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from instances.tests.factories import mock_cloud  # noqa: F401 (fixture)
 from instances.tests.test_celery_worker import (  # noqa: F401 (fixtures)
     RECOVERY_S,

@@ -10,7 +10,7 @@ from django.utils import timezone
 from autoscaling.models import Pool, PoolSample
 from autoscaling.pools import DEFAULTS, Choice, create_pool
 from catalog.models import InstanceType, LlmModel, Zone
-from instances.models import Status
+from instances.status import Status
 from instances.tests.factories import make_instance
 
 pytestmark = pytest.mark.django_db

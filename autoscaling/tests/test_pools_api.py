@@ -9,7 +9,8 @@ from django.utils import timezone
 from autoscaling.models import Pool, PoolChoice, PoolSample
 from autoscaling.pools import Choice, create_pool
 from catalog.models import InstanceType, LlmModel, Zone
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from instances.tests.factories import make_instance
 from monitoring.models import ActionLog
 

@@ -9,7 +9,7 @@ from django.utils import timezone
 from autoscaling.models import Pool, PoolSample
 from autoscaling.pools import DEFAULTS, Choice, create_pool
 from catalog.models import InstanceType, LlmModel, Zone
-from instances.models import Status
+from instances.status import Status
 from instances.tests.factories import make_instance
 from monitoring.models import ActionLog
 

@@ -20,7 +20,8 @@ from autoscaling.models import Pool
 from autoscaling.services import autoscale_pools
 from autoscaling.tests.factories import make_pool
 from instances.draining import sweep_drains
-from instances.models import ErrorCode, Instance, Status
+from instances.models import Instance
+from instances.status import ErrorCode, Status
 from instances.sweeps import sweep_terminating
 from instances.tests.factories import mock_cloud, set_setting  # noqa: F401
 from instances.workers import sweep_lost_heartbeats

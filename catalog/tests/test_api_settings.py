@@ -3,7 +3,7 @@
 import pytest
 
 from catalog.models import RuntimeSetting
-from catalog.services import get_setting
+from catalog.runtime_settings import get_setting
 
 pytestmark = pytest.mark.django_db
 

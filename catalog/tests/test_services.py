@@ -3,7 +3,7 @@
 import pytest
 from django.core.exceptions import ValidationError
 
-from catalog import services
+from catalog import runtime_settings, services
 from catalog.models import InstanceTypeZone, Provider, RuntimeSetting
 from catalog.tests.factories import make_instance_type, make_model, make_provider, make_region, make_zone
 
@@ -97,7 +97,7 @@ def test_a_region_or_zone_with_offers_cannot_move_to_another_provider(clouds):
     [("int", " 42 ", 42), ("float", "0.5", 0.5), ("bool", "Yes", True), ("bool", "0", False), ("str", " a ", "a")],
 )
 def test_it_parses_setting_values_by_type(value_type, raw, expected):
-    assert services.parse_setting_value(value_type=value_type, raw=raw) == expected
+    assert runtime_settings.parse_setting_value(value_type=value_type, raw=raw) == expected
 
 
 @pytest.mark.parametrize(
@@ -111,25 +111,25 @@ def test_it_parses_setting_values_by_type(value_type, raw, expected):
 )
 def test_it_refuses_setting_values_that_do_not_parse_or_fit(value_type, raw, reason):
     with pytest.raises(ValidationError) as refused:
-        services.parse_setting_value(value_type=value_type, raw=raw, min_value=0, max_value=100)
+        runtime_settings.parse_setting_value(value_type=value_type, raw=raw, min_value=0, max_value=100)
 
     assert refused.value.message_dict == {"value": [reason]}
 
 
 def test_it_reads_the_code_default_when_a_setting_has_no_row():
-    assert services.get_setting("drain_timeout_s") == 300
+    assert runtime_settings.get_setting("drain_timeout_s") == 300
 
 
 def test_it_falls_back_to_the_default_when_a_stored_value_is_out_of_range():
     RuntimeSetting.objects.create(key="drain_timeout_s", value_type="int", value="-3", default="300", min_value=0)
 
-    assert services.get_setting("drain_timeout_s") == 300
+    assert runtime_settings.get_setting("drain_timeout_s") == 300
 
 
 def test_it_stores_an_updated_setting_in_canonical_text():
     row = RuntimeSetting.objects.create(key="flag", value_type="bool", value="false", default="false")
 
-    services.update_setting(row, value="YES")
+    runtime_settings.update_setting(row, value="YES")
 
     row.refresh_from_db()
     assert row.value == "true"
@@ -137,4 +137,4 @@ def test_it_stores_an_updated_setting_in_canonical_text():
 
 def test_it_refuses_an_unknown_setting_key():
     with pytest.raises(KeyError, match="no_such_setting"):
-        services.get_setting("no_such_setting")
+        runtime_settings.get_setting("no_such_setting")

@@ -6,9 +6,9 @@ from types import SimpleNamespace
 import pytest
 from django.db import transaction
 
-from catalog import services
+from catalog import runtime_settings
 from catalog.models import RuntimeSetting
-from catalog.services import SETTINGS_CACHE_S, forget_settings, get_setting, update_setting
+from catalog.runtime_settings import SETTINGS_CACHE_S, forget_settings, get_setting, update_setting
 
 # Transactional: outside a transaction is where the copy is kept.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -24,7 +24,7 @@ class Rollback(Exception):
 def monotonic(monkeypatch):
     """The cache's clock, moved by hand."""
     clock = SimpleNamespace(now=1000.0)
-    monkeypatch.setattr(services, "time", SimpleNamespace(monotonic=lambda: clock.now))
+    monkeypatch.setattr(runtime_settings, "time", SimpleNamespace(monotonic=lambda: clock.now))
     forget_settings()
     return clock
 

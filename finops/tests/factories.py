@@ -9,7 +9,8 @@ import pytest
 
 from catalog.models import InstanceType, LlmModel
 from finops.models import Budget
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from instances.tests.factories import FakeClock, make_instance
 from router.models import ApiKey, RequestTrace
 

@@ -11,7 +11,8 @@ from finops.models import CostCursor, CostMinute
 from finops.services import MAX_MINUTES_PER_RUN, REVISIT_MINUTES, accrue_costs
 from finops.tasks import accrue_costs_task
 from finops.tests.factories import START, billed_instance, budget, minutes
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from instances.services import terminate_instance
 from instances.tests.factories import fresh, request_mock
 

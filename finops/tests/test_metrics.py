@@ -14,7 +14,7 @@ from autoscaling.models import Pool
 from autoscaling.tests.factories import make_pool
 from finops.services import accrue_costs
 from finops.tests.factories import LARGE, START, api_key, billed_instance, budget, trace
-from instances.models import Status
+from instances.status import Status
 from instances.tests.factories import make_instance
 from monitoring.models import WorkerState
 from router.models import RequestTrace

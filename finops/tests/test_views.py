@@ -7,7 +7,7 @@ import pytest
 
 from finops.services import accrue_costs, refresh_budgets
 from finops.tests.factories import START, api_key, billed_instance, budget, minutes, trace
-from instances.models import Status
+from instances.status import Status
 from monitoring.services import record_action
 
 pytestmark = pytest.mark.django_db

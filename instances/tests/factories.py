@@ -8,9 +8,10 @@ import pytest
 from django.utils import timezone
 
 from catalog.models import InstanceType, LlmModel, Provider, RuntimeSetting, Zone
-from catalog.services import update_setting
+from catalog.runtime_settings import update_setting
 from catalog.setting_specs import SETTING_SPECS
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from instances.services import request_instance
 from monitoring.models import ActionLog
 from providers.base import INVENTIV_TAG, ServerSpec, instance_tag, server_name

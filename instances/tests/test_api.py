@@ -1,7 +1,8 @@
 import pytest
 
 from catalog.models import InstanceType, Zone
-from instances.models import ErrorCode, Instance, Status
+from instances.models import Instance
+from instances.status import ErrorCode, Status
 from instances.tests.factories import MOCK_REQUEST, make_instance, mock_cloud  # noqa: F401 (fixture)
 
 URL = "/api/instances/"

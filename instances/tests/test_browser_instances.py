@@ -6,7 +6,8 @@ import pytest
 from playwright.sync_api import expect
 
 from catalog.models import InstanceType, LlmModel, Zone
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from instances.sweeps import sweep_startup_health
 from instances.tests.factories import mock_cloud, set_setting  # noqa: F401 (fixture)
 

@@ -19,7 +19,8 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from instances.sweeps import sweep_lost_provisions
 from instances.tests.factories import (  # noqa: F401 (fixtures)
     fresh,

@@ -4,7 +4,8 @@ import pytest
 from django.utils import timezone
 
 from instances.draining import DRAIN_SETTLE_S, DrainRefused, drain_instance, finish_drain, sweep_drains
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from instances.tests.factories import action_types, clock, fresh, make_instance, mock_cloud  # noqa: F401
 from instances.tests.worker_factories import heartbeat_payload, post, register, worker_instance
 from monitoring.models import ActionLog, WorkerState

@@ -7,7 +7,7 @@ because the services enqueue their tasks on commit.
 import pytest
 
 from instances.lifecycle import InvalidTransition
-from instances.models import Status
+from instances.status import Status
 from instances.services import archive_instance, reinstall_instance, terminate_instance
 from instances.sweeps import TERMINATOR_GRACE_S, sweep_terminating
 from instances.tests.factories import (  # noqa: F401 (fixtures)

@@ -12,7 +12,7 @@ import requests
 from django.utils import timezone
 
 from instances.credentials import engine_api_key
-from instances.models import ErrorCode, Status
+from instances.status import ErrorCode, Status
 from instances.services import terminate_instance
 from instances.tests.factories import action_types, fresh, mock_cloud, request_mock, set_setting  # noqa: F401
 from instances.workers import is_worker_fresh, sweep_lost_heartbeats

@@ -5,9 +5,10 @@ import pytest
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
-from catalog.services import get_setting
+from catalog.runtime_settings import get_setting
 from instances.lifecycle import InvalidTransition, transition
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from instances.services import provision_instance, terminate_instance
 from instances.tests.factories import (  # noqa: F401 (fixtures)
     action_types,

@@ -5,7 +5,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from instances.lifecycle import transition
-from instances.models import ErrorCode, Instance, Status
+from instances.models import Instance
+from instances.status import ErrorCode, Status
 from instances.sweeps import sweep_startup_health
 from instances.tasks import sweep_lost_heartbeats_task
 from instances.tests.factories import (  # noqa: F401 (fixtures)

@@ -7,7 +7,8 @@ import pytest
 from autoscaling.tests.factories import make_pool
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, Zone
 from instances.credentials import engine_api_key, mint_credentials, verify_worker_token
-from instances.models import ErrorCode, Instance, Status
+from instances.models import Instance
+from instances.status import ErrorCode, Status
 from instances.services import provision_instance, request_instance
 from instances.tests.factories import (  # noqa: F401 (fixtures)
     MOCK_REQUEST,

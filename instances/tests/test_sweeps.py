@@ -5,7 +5,8 @@ import uuid
 import pytest
 
 from instances.lifecycle import transition
-from instances.models import ErrorCode, Instance, OrphanServer, Status
+from instances.models import Instance, OrphanServer
+from instances.status import ErrorCode, Status
 from instances.sweeps import (
     TERMINATOR_GRACE_S,
     claimed_batches,

@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from instances.lifecycle import transition
-from instances.models import ErrorCode, Status
+from instances.status import ErrorCode, Status
 from instances.tests.factories import action_types, fresh, mock_cloud  # noqa: F401 (fixtures)
 from instances.tests.worker_factories import (
     heartbeat,

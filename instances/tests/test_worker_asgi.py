@@ -5,7 +5,7 @@ import json
 import pytest
 import requests
 
-from instances.models import Status
+from instances.status import Status
 from instances.tests.factories import fresh, mock_cloud  # noqa: F401 (fixtures)
 from instances.tests.worker_factories import heartbeat_payload, register, worker_instance
 from monitoring.models import HeartbeatSample

@@ -6,7 +6,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from instances.models import Status
+from instances.status import Status
 from instances.tests.factories import make_instance, mock_cloud  # noqa: F401 (fixture)
 from instances.tests.worker_factories import heartbeat_payload
 from monitoring.models import HeartbeatSample, WorkerState

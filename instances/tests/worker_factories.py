@@ -7,7 +7,8 @@ import json
 from django.test import Client
 
 from instances.credentials import mint_credentials
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from instances.tests.factories import make_instance
 
 MODEL = "mock-echo"  # the seeded Mock model: its code is the name the engine serves

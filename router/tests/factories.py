@@ -11,7 +11,8 @@ from openai import OpenAI
 
 from catalog.models import LlmModel
 from instances.credentials import MintedCredentials, mint_credentials
-from instances.models import Instance, Status
+from instances.models import Instance
+from instances.status import Status
 from instances.tests.factories import make_instance
 from router.runtime import RouterConfig
 from router.services import create_api_key

@@ -5,7 +5,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from instances.models import Status
+from instances.status import Status
 from instances.tests.factories import make_instance, set_setting
 from monitoring.models import WorkerState
 from router.table import load_routing_table

@@ -6,7 +6,7 @@ import pytest
 from django.utils import timezone
 
 from catalog.models import InstanceType
-from instances.models import Status
+from instances.status import Status
 from instances.tests.factories import make_instance
 from router.keys import hash_key
 from router.models import ApiKey, RequestTrace

@@ -1,0 +1,89 @@
+"""The instance status vocabulary: the statuses, the error codes, and every named set of statuses.
+
+Each set is defined here once, under one name, and every app reads it from here (docs/ARCHITECTURE.md,
+"The instance lifecycle"). A module that needs another grouping adds it here rather than spelling the
+statuses out where it uses them.
+"""
+
+from django.db import models
+
+
+class Status(models.TextChoices):
+    PROVISIONING = "provisioning", "Provisioning"
+    BOOTING = "booting", "Booting"
+    INSTALLING = "installing", "Installing"
+    STARTING = "starting", "Starting"
+    READY = "ready", "Ready"
+    DRAINING = "draining", "Draining"
+    TERMINATING = "terminating", "Terminating"
+    TERMINATED = "terminated", "Terminated"
+    ARCHIVED = "archived", "Archived"
+    PROVISIONING_FAILED = "provisioning_failed", "Provisioning failed"
+    STARTUP_FAILED = "startup_failed", "Startup failed"
+    FAILED = "failed", "Failed"
+
+
+class ErrorCode(models.TextChoices):
+    MISSING_PARAMS = "MISSING_PARAMS"
+    MISSING_MODEL = "MISSING_MODEL"
+    INVALID_PROVIDER = "INVALID_PROVIDER"
+    INVALID_ZONE = "INVALID_ZONE"
+    INACTIVE_ZONE = "INACTIVE_ZONE"
+    INVALID_INSTANCE_TYPE = "INVALID_INSTANCE_TYPE"
+    INACTIVE_INSTANCE_TYPE = "INACTIVE_INSTANCE_TYPE"
+    INSTANCE_TYPE_NOT_AVAILABLE_IN_ZONE = "INSTANCE_TYPE_NOT_AVAILABLE_IN_ZONE"
+    INVALID_MODEL = "INVALID_MODEL"
+    INCOMPATIBLE_MODEL_INSTANCE = "INCOMPATIBLE_MODEL_INSTANCE"
+    MISSING_PROVIDER_CREDENTIALS = "MISSING_PROVIDER_CREDENTIALS"
+    PROVIDER_CREATE_FAILED = "PROVIDER_CREATE_FAILED"
+    PROVIDER_START_FAILED = "PROVIDER_START_FAILED"
+    PROVIDER_OUT_OF_STOCK = "PROVIDER_OUT_OF_STOCK"
+    PROVIDER_QUOTA_EXCEEDED = "PROVIDER_QUOTA_EXCEEDED"
+    STARTUP_TIMEOUT = "STARTUP_TIMEOUT"
+    HEALTH_CHECK_FAILED = "HEALTH_CHECK_FAILED"
+    WORKER_INSTALL_FAILED = "WORKER_INSTALL_FAILED"
+    MODEL_LOAD_FAILED = "MODEL_LOAD_FAILED"
+    HEARTBEAT_LOST = "HEARTBEAT_LOST"
+    PROVIDER_DELETED = "PROVIDER_DELETED"
+
+
+S = Status
+
+# On the way to serving, once the provider has a server: the health sweep watches these.
+STARTUP = frozenset({S.BOOTING, S.INSTALLING, S.STARTING})
+# On the way to serving, the request included: capacity already paid for and coming (autoscaling).
+COMING_UP = STARTUP | {S.PROVISIONING}
+# The worker agent runs but its engine is not up yet: a registration moves these to `starting`.
+BEFORE_STARTING = frozenset({S.BOOTING, S.INSTALLING})
+# Serving, or finishing what it serves: the watchdog and the lost-heartbeat sweep watch these.
+SERVING = frozenset({S.READY, S.DRAINING})
+# Live: requested, starting, serving or draining (a pool's members). What the dashboard counts as active.
+LIVE = COMING_UP | SERVING
+# Failed, with a reason in the error code.
+FAILED = frozenset({S.PROVISIONING_FAILED, S.STARTUP_FAILED, S.FAILED})
+# The server is confirmed gone (or was never created): the worker token is revoked.
+GONE = frozenset({S.TERMINATED, S.ARCHIVED})
+# Termination asked for or done: terminating again changes nothing.
+TERMINATION_REQUESTED = GONE | {S.TERMINATING}
+# An operator may ask to terminate these.
+TERMINABLE = frozenset(Status.values) - TERMINATION_REQUESTED
+# Nothing more happens to these without an operator, and they own no server: a server tagged with their id
+# is an orphan.
+ENDED = GONE | {S.PROVISIONING_FAILED}
+# The machine must stop serving: a heartbeat from it is answered `shutdown`.
+SHUTDOWN = TERMINATION_REQUESTED | FAILED
+# A sweep keeps these moving on their own; their rows refresh themselves in the dashboard.
+TRANSITIONAL = COMING_UP | {S.DRAINING, S.TERMINATING}
+# The provider has, or may soon have, a server for these: they may be paid for.
+BILLABLE = LIVE | {S.TERMINATING, S.STARTUP_FAILED, S.FAILED}
+# The startup path can run again on the same server.
+REINSTALLABLE = frozenset({S.READY, S.STARTUP_FAILED, S.FAILED})
+# Only a serving instance with nothing else under way can be drained.
+DRAINABLE = frozenset({S.READY})
+
+# Badge colour of each status in the dashboard.
+STATUS_COLORS = {
+    S.PROVISIONING: "blue", S.BOOTING: "blue", S.INSTALLING: "purple", S.STARTING: "sky",
+    S.READY: "green", S.DRAINING: "yellow", S.TERMINATING: "orange", S.TERMINATED: "gray",
+    S.ARCHIVED: "gray", S.PROVISIONING_FAILED: "red", S.STARTUP_FAILED: "red", S.FAILED: "red",
+}
