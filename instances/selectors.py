@@ -12,7 +12,7 @@ from catalog.models import InstanceType, LlmModel, Zone
 from catalog.services import compatible_models
 from instances.models import Instance
 from instances.status import Status
-from instances.workers import is_worker_fresh, stale_after_s
+from instances.workers import stale_after_s
 from monitoring.heartbeats import heartbeat_age_s
 from monitoring.models import ActionLog, HeartbeatSample, WorkerState
 from monitoring.selectors import instance_timeline, with_action_types
@@ -126,11 +126,12 @@ def worker_status(instance: Instance, *, now: datetime | None = None) -> dict:
     age in seconds, whether it is fresh, and the samples of the last hour."""
     now = now or timezone.now()
     state = WorkerState.objects.filter(instance_id=instance.pk).first()
+    age = heartbeat_age_s(state, now=now)
     return {
         "state": state,
         "engine": (state.engine or {}) if state is not None else {},
-        "age_s": heartbeat_age_s(state, now=now),
-        "fresh": state is not None and is_worker_fresh(instance.pk, now=now),
+        "age_s": age,
+        "fresh": age is not None and age <= stale_after_s(),
         "samples": heartbeat_samples(instance.pk, now=now) if state is not None else [],
     }
 
