@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from autoscaling.models import Pool, PoolChoice, PoolSample
@@ -128,7 +128,8 @@ def _pool_members_in(statuses) -> Count:
 
 def pool_rows() -> QuerySet[Pool]:
     """Pools with their model and choices, members counted by phase (`ready_count`, `starting_count`,
-    `draining_count`) and the latest sample's signals (`latest_at`, `latest_in_flight`, ...)."""
+    `draining_count`, and `size`: ready + starting), the latest sample's signals (`latest_at`,
+    `latest_in_flight`, ...) and `load` (in flight + waiting + held at the latest sample, None before the first)."""
     choices = PoolChoice.objects.select_related("instance_type__provider", "zone").order_by("position")
     return (
         Pool.objects.select_related("model")
@@ -139,29 +140,20 @@ def pool_rows() -> QuerySet[Pool]:
             draining_count=_pool_members_in({Status.DRAINING}),
             **{f"latest_{field}": _pool_latest(field) for field in POOL_SIGNALS},
         )
+        .annotate(
+            size=F("ready_count") + F("starting_count"),
+            load=F("latest_in_flight") + F("latest_waiting") + F("latest_held"),
+        )
         .order_by("name")  # Meta.ordering does not apply to a grouped (counted) query
     )
 
 
-def pool_present(pool: Pool) -> Pool:
-    """Attach what pages show: `size` (ready + starting), `load` (in flight + waiting + held at the latest
-    sample, None before the first), `kv_cache_pct`, and `converging` (members still arriving or leaving, or a
-    size short of the desired one: the page refreshes it until it settles)."""
-    pool.size = pool.ready_count + pool.starting_count
-    pool.load = None if pool.latest_at is None else pool.latest_in_flight + pool.latest_waiting + pool.latest_held
-    pool.kv_cache_pct = None if pool.latest_kv_cache_usage is None else pool.latest_kv_cache_usage * 100
-    short = pool.enabled and pool.size != pool.desired_size
-    pool.converging = bool(pool.starting_count or pool.draining_count or short)
-    return pool
-
-
 def pool_list() -> list[Pool]:
-    return [pool_present(pool) for pool in pool_rows()]
+    return list(pool_rows())
 
 
 def pool_by_name(name: str) -> Pool | None:
-    pool = pool_rows().filter(name=name).first()
-    return pool_present(pool) if pool is not None else None
+    return pool_rows().filter(name=name).first()
 
 
 def pool_members(pool: Pool) -> list[Instance]:
@@ -175,18 +167,6 @@ def pool_samples(pool: Pool, *, minutes: int, now: datetime | None = None) -> li
     since = (now or timezone.now()) - timedelta(minutes=minutes)
     newest = PoolSample.objects.filter(pool=pool, at__gte=since).order_by("-at")[:POOL_SAMPLES_MAX]
     return list(reversed(newest))
-
-
-def pool_chart(samples: list[PoolSample]) -> dict:
-    """The Pools chart's series: size (ready + starting), desired, draining, and load (in flight + waiting
-    + held) at each sample."""
-    return {
-        "times": [sample.at.isoformat() for sample in samples],
-        "size": [sample.size for sample in samples],
-        "desired": [sample.desired for sample in samples],
-        "draining": [sample.draining for sample in samples],
-        "load": [sample.in_flight + sample.waiting + sample.held for sample in samples],
-    }
 
 
 def pool_decisions(pool: Pool, *, limit: int = POOL_DECISIONS_SHOWN) -> list[PoolSample]:

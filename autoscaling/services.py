@@ -19,13 +19,12 @@ import logging
 from dataclasses import asdict
 from datetime import datetime, timedelta
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from autoscaling.models import Pool, PoolChoice, PoolSample
 from autoscaling.policy import Decision, PolicySettings, PolicyState, Signals, decide
-from autoscaling.selectors import HELD_FRESH_S, PoolLoad, pool_load
+from autoscaling.selectors import PoolLoad, pool_load
 from instances import draining
 from instances import services as instance_services
 from instances.models import Instance
@@ -209,25 +208,3 @@ def _shrink(pool: Pool, load: PoolLoad, count: int, *, reason: str) -> list[dict
             instance_services.terminate_instance(member, reason=why[:200])
             actions.append({"action": "cancel", "instance": str(member.pk)})
     return actions
-
-
-# --- Held requests --------------------------------------------------------------------------
-
-
-def report_held_requests(pool_id: int, held: int) -> None:
-    """The router holds `held` requests for the pool (settings.ROUTER_POOL_WAKE). When requests start
-    waiting, the pool is decided for at once instead of at the next beat tick."""
-    now = timezone.now()
-    with transaction.atomic():
-        pool = Pool.objects.select_for_update().filter(pk=pool_id).only("held_requests", "held_at").first()
-        if pool is None:
-            return
-        was_waiting = pool.held_requests > 0 and pool.held_at is not None and (
-            now - pool.held_at <= timedelta(seconds=HELD_FRESH_S)
-        )
-        Pool.objects.filter(pk=pool_id).update(held_requests=max(0, held), held_at=now)
-    if held > 0 and not was_waiting:
-        from autoscaling import tasks  # tasks import this module
-
-        tasks.autoscale_pool_task.delay(pool_id)
-

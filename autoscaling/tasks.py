@@ -1,4 +1,5 @@
-"""Celery tasks of the autoscaler: thin adapters over autoscaling.services."""
+"""Celery tasks of the autoscaler: thin adapters over autoscaling.services (which never enqueues them:
+autoscaling.holds does)."""
 
 from celery import shared_task
 

@@ -39,11 +39,10 @@ def _pool(name: str) -> Pool:
 
 
 def _detail_context(pool: Pool, **extra) -> dict:
-    samples = selectors.pool_samples(pool, minutes=CHART_MINUTES)
     return {
         "pool": pool,
         "members": selectors.pool_members(pool),
-        "chart": selectors.pool_chart(samples),
+        "samples": selectors.pool_samples(pool, minutes=CHART_MINUTES),
         "decisions": selectors.pool_decisions(pool),
         "decision_logs": selectors.pool_decision_logs(pool),
         "chart_minutes": CHART_MINUTES,

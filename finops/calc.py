@@ -15,6 +15,8 @@ MICROSECONDS_PER_SECOND = Decimal(1_000_000)
 AMOUNT_QUANTUM = Decimal("0.000000000001")
 MONEY_QUANTUM = Decimal("0.000001")
 TOKENS_PER_MILLION = Decimal(1_000_000)
+# Budget use is stated to a tenth of a percent.
+PERCENT_QUANTUM = Decimal("0.1")
 
 # Forecast horizons at the current burn rate, in hours.
 FORECAST_HOURS = {"next_hour": 1, "next_day": 24, "next_30_days": 30 * 24, "next_365_days": 365 * 24}
@@ -90,6 +92,11 @@ def cost_per_million(cost: Decimal, tokens: int) -> Decimal | None:
     if not tokens:
         return None
     return money(Decimal(cost) / Decimal(tokens) * TOKENS_PER_MILLION)
+
+
+def percent_of(spent: Decimal, amount: Decimal) -> Decimal:
+    """`spent` as a percentage of `amount`, to PERCENT_QUANTUM (0 when there is no amount)."""
+    return (Decimal(spent) * 100 / Decimal(amount)).quantize(PERCENT_QUANTUM) if amount else Decimal(0)
 
 
 def share_of(cost: Decimal, part: int, whole: int) -> Decimal:

@@ -6,6 +6,8 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from finops import calc
+
 # A minute of a 0.25 EUR/h machine is 0.00416666...: twelve places keep the rounding error of a year of minutes
 # of a whole fleet far below a cent. Totals are rounded when they are read (finops/calc.py).
 AMOUNT_DIGITS, AMOUNT_PLACES = 24, 12
@@ -98,6 +100,11 @@ class Budget(models.Model):
     @property
     def scope_label(self) -> str:
         return f"pool {self.pool_id}" if self.pool_id is not None else f"API key {self.api_key_id}"
+
+    @property
+    def percent(self) -> Decimal:
+        """How much of the amount `spent` is, in percent (of the month `spent_month` names)."""
+        return calc.percent_of(self.spent, self.amount)
 
 
 class BudgetAlert(models.Model):

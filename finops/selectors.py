@@ -35,7 +35,6 @@ BUCKETS = {"minute": calc.MINUTE, "hour": calc.HOUR}
 # A budget shows as an alert on the dashboard from this share of its amount on (percent).
 ALERT_FROM_PERCENT = 80
 RATE_QUANTUM = Decimal("0.01")
-PERCENT_QUANTUM = Decimal("0.1")
 
 
 def billable_instances() -> QuerySet[Instance]:
@@ -236,15 +235,8 @@ def keys_over_budget(*, now: datetime | None = None) -> set[int]:
     return set(rows.values_list("api_key_id", flat=True))
 
 
-def percent_of(spent: Decimal, amount: Decimal) -> Decimal:
-    return (Decimal(spent) * 100 / Decimal(amount)).quantize(PERCENT_QUANTUM) if amount else Decimal(0)
-
-
 def budget_alerts(*, now: datetime | None = None) -> list[Budget]:
     """Budgets at or above ALERT_FROM_PERCENT of their amount this month, fullest first."""
     now = now or timezone.now()
     rows = [b for b in budgets().filter(_current(now)) if b.spent * 100 >= b.amount * ALERT_FROM_PERCENT]
-    for budget in rows:
-        budget.percent = percent_of(budget.spent, budget.amount)
-        budget.spent_money = calc.money(budget.spent)
     return sorted(rows, key=lambda b: -b.percent)

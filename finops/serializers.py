@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from finops import calc
 from finops.models import Budget
-from finops.selectors import GROUPS, percent_of
+from finops.selectors import GROUPS
 from router.models import ApiKey
 
 MONEY = {"max_digits": 20, "decimal_places": 6}
@@ -144,7 +144,7 @@ class BudgetSerializer(serializers.ModelSerializer):
         return str(calc.money(self._spent(budget)))
 
     def get_percent(self, budget: Budget) -> float:
-        return float(percent_of(self._spent(budget), budget.amount))
+        return float(calc.percent_of(self._spent(budget), budget.amount))
 
     def validate(self, attrs):
         pool_id = attrs.get("pool_id", getattr(self.instance, "pool_id", None))

@@ -10,33 +10,12 @@ from django.utils import timezone
 
 from catalog.models import InstanceType, LlmModel, Zone
 from catalog.services import compatible_models
-from instances.lifecycle import can_transition
 from instances.models import Instance
-from instances.status import ENDED, TERMINABLE, Status
+from instances.status import Status
+from instances.workers import stale_after_s
 from monitoring.heartbeats import heartbeat_age_s
 from monitoring.models import ActionLog, HeartbeatSample, WorkerState
 from monitoring.selectors import instance_timeline, with_action_types
-
-# How far along its way to serving (or to being gone) an instance in each status is, for progress bars.
-PROGRESS_PERCENT = {
-    Status.PROVISIONING: 10,
-    Status.BOOTING: 30,
-    Status.INSTALLING: 50,
-    Status.STARTING: 70,
-    Status.READY: 100,
-    Status.DRAINING: 100,
-    Status.TERMINATING: 50,
-    Status.TERMINATED: 100,
-    Status.ARCHIVED: 100,
-    Status.PROVISIONING_FAILED: 0,
-    Status.STARTUP_FAILED: 0,
-    Status.FAILED: 0,
-}
-SHORT_ID_LENGTH = 8
-
-
-def progress_percent(status: str) -> int:
-    return PROGRESS_PERCENT.get(status, 0)
 
 
 def instances() -> QuerySet[Instance]:
@@ -50,23 +29,6 @@ def active_instances() -> QuerySet[Instance]:
 
 def archived_instances() -> QuerySet[Instance]:
     return instances().filter(status=Status.ARCHIVED).order_by("-archived_at", "-created_at")
-
-
-def with_presentation(rows: Iterable[Instance]) -> list[Instance]:
-    """The rows, each with what the dashboard shows beside the model: progress, short id, allowed actions."""
-    rows = list(rows)
-    for instance in rows:
-        instance.progress_percent = progress_percent(instance.status)
-        instance.short_id = str(instance.pk)[:SHORT_ID_LENGTH]
-        instance.dom_id = f"instance-{instance.pk}"
-        instance.can_terminate = instance.status in TERMINABLE
-        instance.can_archive = can_transition(instance.status, Status.ARCHIVED)
-        instance.can_drain = instance.status == Status.READY
-    return rows
-
-
-def present(instance: Instance) -> Instance:
-    return with_presentation([instance])[0]
 
 
 def timeline(instance: Instance) -> list[ActionLog]:
@@ -148,28 +110,9 @@ def request_codes(*, zone_id, instance_type_id, model_id) -> dict[str, str | Non
 
 
 # --- Worker status (heartbeats) -------------------------------------------------------------
-# Imported here rather than at the top: instances.workers pulls in the services and sweeps.
 
+# The detail page's GPU charts cover this much time.
 WORKER_CHART_WINDOW = timedelta(hours=1)
-# The four GPU charts of the detail page: (key, HeartbeatSample field, title, unit).
-WORKER_CHARTS = (
-    ("utilization", "gpu_utilization_pct", "GPU utilisation", "%"),
-    ("memory", "gpu_memory_used_mb", "GPU memory", "MB"),
-    ("temperature", "gpu_temperature_c", "GPU temperature", "°C"),
-    ("power", "gpu_power_w", "GPU power", "W"),
-)
-
-
-def age_label(seconds: float | None) -> str:
-    """"3 s ago", "4 min ago", "2 h ago"; "—" when there is no heartbeat."""
-    if seconds is None:
-        return "—"
-    seconds = max(seconds, 0)
-    if seconds < 90:
-        return f"{seconds:.0f} s ago"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.0f} min ago"
-    return f"{seconds / 3600:.0f} h ago"
 
 
 def heartbeat_samples(instance_id, *, now: datetime | None = None) -> list[HeartbeatSample]:
@@ -178,40 +121,23 @@ def heartbeat_samples(instance_id, *, now: datetime | None = None) -> list[Heart
     return list(HeartbeatSample.objects.filter(instance_id=instance_id, at__gte=since).order_by("at", "id"))
 
 
-def _chart_series(samples: list[HeartbeatSample]) -> dict:
-    """{times: [iso...], <key>: {label, unit, values: [...]}} for the detail page's GPU charts."""
-    series = {"times": [sample.at.isoformat() for sample in samples]}
-    for key, field, title, unit in WORKER_CHARTS:
-        series[key] = {"label": title, "unit": unit, "values": [getattr(sample, field) for sample in samples]}
-    return series
-
-
 def worker_status(instance: Instance, *, now: datetime | None = None) -> dict:
-    """What the detail page shows of the instance's worker: its state, heartbeat age, freshness, charts."""
-    from instances.workers import is_worker_fresh  # noqa: PLC0415
-
+    """The instance's worker: its latest state (None before it reports), the engine's gauges, the heartbeat's
+    age in seconds, whether it is fresh, and the samples of the last hour."""
     now = now or timezone.now()
     state = WorkerState.objects.filter(instance_id=instance.pk).first()
-    samples = heartbeat_samples(instance.pk, now=now) if state is not None else []
-    engine = (state.engine or {}) if state is not None else {}
-    kv = engine.get("kv_cache_usage")
+    age = heartbeat_age_s(state, now=now)
     return {
         "state": state,
-        "engine": engine,
-        "kv_cache_pct": None if kv is None else kv * 100,
-        "age_s": heartbeat_age_s(state, now=now),
-        "age_label": age_label(heartbeat_age_s(state, now=now)),
-        "fresh": state is not None and is_worker_fresh(instance.pk, now=now),
-        "samples": samples,
-        "charts": _chart_series(samples),
-        "finished": instance.status in ENDED,
+        "engine": (state.engine or {}) if state is not None else {},
+        "age_s": age,
+        "fresh": age is not None and age <= stale_after_s(),
+        "samples": heartbeat_samples(instance.pk, now=now) if state is not None else [],
     }
 
 
 def with_heartbeats(rows: Iterable[Instance], *, now: datetime | None = None) -> list[Instance]:
     """The rows, each with `heartbeat_age_s` (None when no heartbeat) and `heartbeat_fresh`: one query for all."""
-    from instances.workers import stale_after_s  # noqa: PLC0415
-
     rows = list(rows)
     now = now or timezone.now()
     states = {state.instance_id: state for state in WorkerState.objects.filter(instance_id__in=[r.pk for r in rows])
@@ -220,6 +146,5 @@ def with_heartbeats(rows: Iterable[Instance], *, now: datetime | None = None) ->
     for instance in rows:
         age = heartbeat_age_s(states.get(instance.pk), now=now)
         instance.heartbeat_age_s = age
-        instance.heartbeat_age_label = age_label(age)
         instance.heartbeat_fresh = age is not None and age <= stale_after
     return rows

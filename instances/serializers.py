@@ -4,7 +4,7 @@ from rest_framework import serializers
 
 from instances.models import Instance
 from instances.status import ErrorCode, Status
-from instances.selectors import progress_percent
+from instances.templatetags.instance_display import progress_percent
 from monitoring.serializers import ActionLogSerializer
 
 CODE_MAX_LENGTH = 200

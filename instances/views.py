@@ -30,7 +30,7 @@ DETAIL_TARGET = "instance-detail"
 
 
 def _get_instance(pk) -> Instance:
-    return selectors.present(get_object_or_404(selectors.instances(), pk=pk))
+    return get_object_or_404(selectors.instances(), pk=pk)
 
 
 def _render(request: HttpRequest, template: str, context: dict) -> HttpResponse:
@@ -54,9 +54,7 @@ def _render_instance(request: HttpRequest, instance: Instance, **extra) -> HttpR
 @require_GET
 def instance_list(request: HttpRequest) -> HttpResponse:
     context = {
-        "instances": selectors.with_heartbeats(
-            selectors.with_presentation(selectors.active_instances()[:ACTIVE_LIST_LIMIT])
-        ),
+        "instances": selectors.with_heartbeats(selectors.active_instances()[:ACTIVE_LIST_LIMIT]),
         "limit": ACTIVE_LIST_LIMIT,
         "counts": selectors.status_counts(),
         "zones": selectors.offered_zones(),
@@ -89,7 +87,7 @@ def instance_create(request: HttpRequest) -> HttpResponse:
         instance_type_id=request.POST.get("instance_type"),
         model_id=request.POST.get("model"),
     )
-    instance = selectors.present(services.request_instance(**codes, actor=request.user))
+    instance = services.request_instance(**codes, actor=request.user)
     if is_fragment(request):
         return _render(request, f"{LIST}#created", {"instance": instance})
     if instance.status == Status.PROVISIONING_FAILED:
@@ -174,4 +172,4 @@ def instance_archive(request: HttpRequest, pk) -> HttpResponse:
 def archived_list(request: HttpRequest) -> HttpResponse:
     """Traces: archived instances, most recently archived first."""
     page = Paginator(selectors.archived_instances(), TRACES_PAGE_SIZE).get_page(request.GET.get("page"))
-    return _render(request, TRACES, {"page": page, "instances": selectors.with_presentation(page.object_list)})
+    return _render(request, TRACES, {"page": page, "instances": page.object_list})

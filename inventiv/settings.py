@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
@@ -273,7 +274,7 @@ ROUTER_KEY_BUDGET_CHECK = "finops.selectors.keys_over_budget"
 # with each refresh of the routing table) and reports how many it holds, which wakes the autoscaler.
 # Dotted paths again, for the same reason; empty: no request is held.
 ROUTER_POOL_DIRECTORY = "autoscaling.selectors.pools_for_routing"
-ROUTER_POOL_WAKE = "autoscaling.services.report_held_requests"
+ROUTER_POOL_WAKE = "autoscaling.holds.report_held_requests"
 
 # --- Mock cloud -----------------------------------------------------------------------------
 # "none": servers are simulated only (readiness = the server runs), for scale tests with thousands of

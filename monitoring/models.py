@@ -126,6 +126,20 @@ class WorkerState(models.Model):
     def __str__(self):
         return f"worker {self.instance_id} ({self.status})"
 
+    @property
+    def status_color(self) -> str:
+        """The badge colour of the worker's status in the dashboard."""
+        return WORKER_STATUS_COLORS.get(self.status, "gray")
+
+
+# Badge colour of each worker status in the dashboard.
+WORKER_STATUS_COLORS = {
+    WorkerState.WorkerStatus.STARTING: "sky",
+    WorkerState.WorkerStatus.READY: "green",
+    WorkerState.WorkerStatus.DRAINING: "yellow",
+    WorkerState.WorkerStatus.ERROR: "red",
+}
+
 
 class HeartbeatSample(models.Model):
     """Append-only time series of heartbeat metrics. Raw samples are kept for a while, then folded

@@ -3,9 +3,10 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from autoscaling.holds import report_held_requests
 from autoscaling.models import Pool, PoolSample
 from autoscaling.selectors import pools_for_routing
-from autoscaling.services import autoscale_pool, autoscale_pools, report_held_requests
+from autoscaling.services import autoscale_pool, autoscale_pools
 from autoscaling.tests.factories import make_pool
 from instances import services as instance_services
 from instances.models import Instance

@@ -1,6 +1,7 @@
 """The Pools pages through Django's test client: the list and its form, one pool's page, edit, enable and
 disable, delete. The forms go through the pools service, so its errors show next to the field they name."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -29,6 +30,13 @@ def staff(client, admin_user, seed):
 def viewer(client, viewer_user, seed):
     client.force_login(viewer_user)
     return client
+
+
+def script_data(html: str, script_id: str):
+    """The JSON a page hands its scripts in `<script id=script_id type="application/json">`."""
+    opening = f'<script id="{script_id}" type="application/json">'
+    start = html.index(opening) + len(opening)
+    return json.loads(html[start:html.index("</script>", start)])
 
 
 def offer(type_code: str, zone_code: str) -> str:
@@ -143,7 +151,8 @@ def test_the_pool_page_shows_settings_members_chart_and_decisions(staff, admin_u
     assert "Pool echo" in html and "#1 MOCK-GPU-S in mock-eu-1" in html
     assert f'data-member="{member.pk}"' in html and 'data-status="booting"' in html
     assert 'id="pool-chart-data"' in html and "js/charts.js" in html and 'data-chart="pool"' in html
-    assert response.context["chart"]["desired"] == [1, 1, 2, 2]
+    chart = script_data(html, "pool-chart-data")
+    assert chart["desired"] == [1, 1, 2, 2] and chart["size"] == [1, 1, 1, 1] and chart["load"] == [4, 4, 4, 4]
     # Decisions: the first sample, then each change of mind (the repeated ones are left out).
     assert [s.reason for s in response.context["decisions"]] == ["scale up: load 12", "hold: at min"]
     assert "created by admin" in html  # the operator's own change, from the action log

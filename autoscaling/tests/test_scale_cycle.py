@@ -120,7 +120,7 @@ def cloud(mock_cloud, settings, live_server, tmp_path, monkeypatch):
     settings.PUBLIC_URL = live_server.url
     settings.VAR_DIR = tmp_path
     settings.ROUTER_POOL_DIRECTORY = "autoscaling.selectors.pools_for_routing"
-    settings.ROUTER_POOL_WAKE = "autoscaling.services.report_held_requests"
+    settings.ROUTER_POOL_WAKE = "autoscaling.holds.report_held_requests"
     set_setting("heartbeat_interval_s", 1)
     monkeypatch.setenv("INVENTIV_SIM_TOKENS_PER_SECOND", str(TOKENS_PER_SECOND))
     router = UvicornThread(RouterApp(router_config())).start()

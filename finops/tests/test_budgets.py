@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 
-from finops.models import BudgetAlert
+from finops.models import Budget, BudgetAlert
 from finops.selectors import budget_alerts, keys_over_budget
 from finops.services import accrue_costs, refresh_budgets
 from finops.tests.factories import LARGE, START, api_key, billed_instance, budget, minutes, trace
@@ -108,3 +108,9 @@ def test_the_dashboard_lists_budgets_from_80_percent_fullest_first(seed, clock):
     alerts = budget_alerts()
 
     assert [(b.pool_id, b.percent) for b in alerts] == [("full", Decimal("103.0")), ("most", Decimal("85.8"))]
+
+
+def test_a_budget_states_its_spend_as_a_percentage_of_its_amount_to_a_tenth():
+    assert Budget(amount=Decimal("0.12"), spent=Decimal("0.102986")).percent == Decimal("85.8")
+    assert Budget(amount=Decimal("10"), spent=Decimal("0")).percent == Decimal("0.0")
+    assert Budget(amount=Decimal("0"), spent=Decimal("1")).percent == Decimal(0)  # no amount: nothing to fill

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from instances.status import Status
-from instances.tests.factories import make_instance, mock_cloud  # noqa: F401 (fixture)
+from instances.tests.factories import clock, make_instance, mock_cloud  # noqa: F401 (fixtures)
 from instances.tests.worker_factories import heartbeat_payload
 from monitoring.models import HeartbeatSample, WorkerState
 
@@ -22,7 +22,8 @@ def viewer(client, viewer_user):
 
 
 def worker_state(instance, *, age_s: float = 3, **fields) -> WorkerState:
-    """A WorkerState as a heartbeat `age_s` seconds ago leaves it (the worker_factories payload's values)."""
+    """A WorkerState as a heartbeat `age_s` seconds ago leaves it (the worker_factories payload's values).
+    Tests that read the age back on the page stop the clock, so a slow machine does not add a second."""
     payload = heartbeat_payload(instance)
     defaults = {
         "last_heartbeat_at": timezone.now() - timedelta(seconds=age_s), "status": WorkerState.WorkerStatus.READY,
@@ -51,7 +52,7 @@ def chart_data(html: str) -> dict:
     return json.loads(html[start:html.index("</script>", start)])
 
 
-def test_the_detail_page_shows_the_worker_panel_and_its_chart_data(viewer, mock_cloud):
+def test_the_detail_page_shows_the_worker_panel_and_its_chart_data(viewer, mock_cloud, clock):
     instance = make_instance(status=Status.READY, with_server=False)
     worker_state(instance, age_s=3, reason="warming up")
     samples(instance)
@@ -98,7 +99,7 @@ def test_without_a_worker_the_detail_says_so_instead_of_charts(viewer, mock_clou
     assert "worker-series" not in html and "<canvas" not in html
 
 
-def test_the_worker_partial_polls_until_the_instance_is_finished(viewer, mock_cloud):
+def test_the_worker_partial_polls_until_the_instance_is_finished(viewer, mock_cloud, clock):
     ready = make_instance(status=Status.READY, with_server=False)
     worker_state(ready, age_s=4)
     samples(ready)
@@ -118,7 +119,7 @@ def test_the_worker_partial_polls_until_the_instance_is_finished(viewer, mock_cl
     assert viewer.get(f"/instances/{ready.pk}/worker/").url == f"/instances/{ready.pk}/"
 
 
-def test_the_list_shows_heartbeat_freshness_in_one_query(viewer, mock_cloud, django_assert_max_num_queries):
+def test_the_list_shows_heartbeat_freshness_in_one_query(viewer, mock_cloud, clock, django_assert_max_num_queries):
     fresh = make_instance(status=Status.READY, with_server=False)
     stale = make_instance(status=Status.READY, with_server=False)
     silent = make_instance(status=Status.BOOTING, with_server=False)
