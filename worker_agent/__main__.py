@@ -7,6 +7,7 @@ import sys
 from .agent import Agent
 from .config import ConfigError, load_config
 from .redact import RedactingFilter
+from .runner import run_agent
 
 EXIT_BAD_CONFIG = 2
 
@@ -25,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"worker agent: {exc}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     setup_logging(config.secrets)
-    return asyncio.run(Agent(config).run())
+    return asyncio.run(run_agent(Agent(config)))
 
 
 if __name__ == "__main__":

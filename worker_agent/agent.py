@@ -1,22 +1,22 @@
-"""The agent: supervises the engine, reports to the control plane, obeys its answers."""
+"""The agent's state and decisions: what it reports to the control plane and how it obeys the answers.
+
+The reporting loop (`reporting.py`) and the HTTP surface (`server.py`) read this object; `runner.py` wires
+them together for one run of the process: it opens the HTTP session, attaches the engine client, starts
+the engine and stops it.
+"""
 
 import asyncio
 import logging
-import signal
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-import aiohttp
-
 from . import __version__
 from .config import AgentConfig
-from .control_plane import ControlPlaneClient
 from .engine_client import EngineClient, Readiness
-from .engine_command import engine_command, engine_environment, engine_version_hint, printable
+from .engine_command import engine_command, engine_environment, engine_version_hint
 from .gpu import GpuProbe
 from .host import HostProbe, host_inventory
-from .memory import release_freed_memory
 from .metrics import EngineMetrics, EngineMetricsReader, ParseError
 from .supervisor import EngineSupervisor
 
@@ -64,9 +64,7 @@ class Agent:
         self.last_heartbeat_at: float | None = None  # time.monotonic() of the last accepted heartbeat
         self._metrics_reader = EngineMetricsReader()
         self._stop = asyncio.Event()
-        self._session: aiohttp.ClientSession | None = None
-        self.engine: EngineClient | None = None
-        self.control_plane: ControlPlaneClient | None = None
+        self.engine: EngineClient | None = None  # attached by the runner, which owns the HTTP session
 
     # -- state -------------------------------------------------------------------------------
 
@@ -169,49 +167,12 @@ class Agent:
     def stopping(self) -> bool:
         return self._stop.is_set()
 
+    async def wait_for_stop(self) -> None:
+        await self._stop.wait()
+
     async def sleep(self, seconds: float) -> None:
         """Sleep, but wake at once when a stop is requested."""
         try:
             await asyncio.wait_for(self._stop.wait(), timeout=seconds)
         except TimeoutError:
             pass
-
-    async def run(self) -> int:
-        """Serve, supervise and report until told to stop; returns the process exit code."""
-        # Imported here: both modules read this object's state, so they import this module.
-        from .reporting import report_forever
-        from .server import start_server
-
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, self.request_stop)
-        config = self.config
-        self._session = aiohttp.ClientSession()
-        self.engine = EngineClient(
-            self._session, config.engine_url, api_key=config.engine_api_key, model=config.served_model_name
-        )
-        self.control_plane = ControlPlaneClient(
-            self._session, config.control_plane_url, worker_token=config.worker_token
-        )
-        runner = await start_server(self)
-        release_freed_memory()  # everything is imported and initialised by now
-        logger.info(
-            "agent %s for instance %s: engine mode %s, model %s, listening on %s:%d",
-            __version__, config.instance_id, config.engine_mode, config.served_model_name,
-            config.agent_host, config.agent_port,
-        )
-        if self.supervisor is not None:
-            logger.info("starting engine: %s", printable(self.supervisor.argv))
-            self.supervisor.start()
-        control = asyncio.create_task(report_forever(self, self.control_plane), name="control-loop")
-        await self._stop.wait()
-        logger.info("shutting down")
-        control.cancel()
-        await asyncio.gather(control, return_exceptions=True)
-        if self.supervisor is not None:
-            code = await self.supervisor.stop()
-            logger.info("engine stopped (exit code %s)", code)
-        await runner.cleanup()
-        await self._session.close()
-        self.gpu.close()
-        return 0

@@ -6,13 +6,10 @@ again, keeping the agent's state, and the normal interval resumes after the firs
 
 import logging
 import time
-from typing import TYPE_CHECKING
 
+from .agent import Agent
 from .backoff import Backoff
 from .control_plane import ControlPlaneClient, ControlPlaneError, NotRegistered, Unauthorized
-
-if TYPE_CHECKING:
-    from .agent import Agent
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +21,7 @@ def _level(exc: ControlPlaneError) -> int:
     return logging.ERROR if isinstance(exc, Unauthorized) else logging.WARNING
 
 
-async def register(agent: "Agent", client: ControlPlaneClient, backoff: Backoff) -> None:
+async def register(agent: Agent, client: ControlPlaneClient, backoff: Backoff) -> None:
     while not agent.stopping:
         try:
             answer = await client.register(agent.register_payload())
@@ -39,7 +36,7 @@ async def register(agent: "Agent", client: ControlPlaneClient, backoff: Backoff)
         return
 
 
-async def report_forever(agent: "Agent", client: ControlPlaneClient) -> None:
+async def report_forever(agent: Agent, client: ControlPlaneClient) -> None:
     backoff = Backoff(agent.config.heartbeat_interval_s, RETRY_CAP_S, jitter=True)
     await register(agent, client, backoff)
     while not agent.stopping:

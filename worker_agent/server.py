@@ -2,18 +2,14 @@
 
 import math
 import time
-from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from . import __version__
+from .agent import Agent, Status
 
-if TYPE_CHECKING:
-    from .agent import Agent
-
-AGENT_KEY: web.AppKey["Agent"] = web.AppKey("agent")
+AGENT_KEY: web.AppKey[Agent] = web.AppKey("agent")
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-STATUSES = ("starting", "ready", "draining", "error")
 
 
 async def healthz(request: web.Request) -> web.Response:
@@ -40,7 +36,7 @@ async def metrics(request: web.Request) -> web.Response:
     lines = [
         "# HELP inventiv_agent_status The status the agent reports (1 for the current one).",
         "# TYPE inventiv_agent_status gauge",
-        *(f'inventiv_agent_status{{status="{name}"}} {1 if name == current else 0}' for name in STATUSES),
+        *(f'inventiv_agent_status{{status="{status}"}} {1 if status is current else 0}' for status in Status),
         "# HELP inventiv_agent_heartbeat_failures_total Heartbeats the control plane did not accept.",
         "# TYPE inventiv_agent_heartbeat_failures_total counter",
         f"inventiv_agent_heartbeat_failures_total {agent.heartbeat_failures}",
@@ -74,7 +70,7 @@ async def info(request: web.Request) -> web.Response:
     )
 
 
-async def start_server(agent: "Agent") -> web.AppRunner:
+async def start_server(agent: Agent) -> web.AppRunner:
     app = web.Application()
     app[AGENT_KEY] = agent
     app.router.add_get("/healthz", healthz)

@@ -1,3 +1,4 @@
+import functools
 from datetime import timedelta
 
 import pytest
@@ -15,8 +16,14 @@ from instances.tests.factories import make_instance, mock_cloud  # noqa: F401
 from monitoring.models import ActionLog, WorkerState
 from providers.models import MockFault
 
-# Real commits: provisioning and drains run from tasks enqueued on commit (eager Celery).
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """`with committed(): ...` runs what the block enqueued on commit (provisioning, drains: eager Celery
+    tasks), as the commit of a real transaction would."""
+    return functools.partial(django_capture_on_commit_callbacks, execute=True)
 
 
 def members(pool, *statuses):
@@ -35,11 +42,13 @@ def busy(instance, in_flight: int, *, at=None):
     })
 
 
-def test_it_starts_an_instance_at_once_when_the_router_holds_a_request_at_zero(mock_cloud):
+def test_it_starts_an_instance_at_once_when_the_router_holds_a_request_at_zero(mock_cloud, committed):
     pool = make_pool()
-    assert autoscale_pool(pool.pk).desired_size == 0
+    with committed():
+        assert autoscale_pool(pool.pk).desired_size == 0
 
-    report_held_requests(pool.pk, 2)
+    with committed():
+        report_held_requests(pool.pk, 2)
 
     [instance] = members(pool)
     assert instance.status == Status.READY
@@ -53,19 +62,24 @@ def test_it_starts_an_instance_at_once_when_the_router_holds_a_request_at_zero(m
                                          "choice": "MOCK-GPU-S in mock-eu-1"}]
 
 
-def test_later_reports_of_held_requests_update_the_count_without_waking_the_pool_again(mock_cloud):
+def test_later_reports_of_held_requests_update_the_count_without_waking_the_pool_again(mock_cloud, committed):
     pool = make_pool()
-    report_held_requests(pool.pk, 1)
+    with committed():
+        report_held_requests(pool.pk, 1)
     requested = len(members(pool))
 
-    report_held_requests(pool.pk, 5)
-    report_held_requests(pool.pk, 0)
+    with committed():
+        report_held_requests(pool.pk, 5)
+        report_held_requests(pool.pk, 0)
 
     pool.refresh_from_db()
     assert pool.held_requests == 0 and pool.held_at is not None
     assert len(members(pool)) == requested == 1
 
 
+# Real commits: within one tick the autoscaler reads the outcome of the provisioning that each request's
+# commit ran (eager Celery), and moves to the next choice when it was refused.
+@pytest.mark.django_db(transaction=True)
 def test_it_grows_on_the_second_choice_when_the_first_is_out_of_stock(mock_cloud):
     pool = make_pool(choices=(("MOCK-GPU-S", "mock-eu-1"), ("MOCK-4GPU-M", "mock-eu-1")), min_size=1)
     MockFault.objects.create(kind=MockFault.Kind.OUT_OF_STOCK, commercial_type="MOCK-GPU-S", remaining=None)
@@ -84,14 +98,17 @@ def test_it_grows_on_the_second_choice_when_the_first_is_out_of_stock(mock_cloud
     assert [m.instance_type.code for m in members(pool, Status.READY)] == ["MOCK-4GPU-M"] * 2
 
 
-def test_it_replaces_a_member_that_lost_its_heartbeat_to_keep_the_minimum(mock_cloud):
+def test_it_replaces_a_member_that_lost_its_heartbeat_to_keep_the_minimum(mock_cloud, committed):
     pool = make_pool(min_size=1, scale_to_zero=False)
-    autoscale_pool(pool.pk)
+    with committed():
+        autoscale_pool(pool.pk)
     [first] = members(pool, Status.READY)
 
-    instance_services.fail_instance(first, to=Status.FAILED, code=ErrorCode.HEARTBEAT_LOST, message="silent",
-                                    action_type="HEARTBEAT_LOST")
-    autoscale_pool(pool.pk, now=timezone.now() + timedelta(seconds=10))
+    with committed():
+        instance_services.fail_instance(first, to=Status.FAILED, code=ErrorCode.HEARTBEAT_LOST, message="silent",
+                                        action_type="HEARTBEAT_LOST")
+    with committed():
+        autoscale_pool(pool.pk, now=timezone.now() + timedelta(seconds=10))
 
     replacement, = members(pool, Status.READY)
     assert replacement.pk != first.pk
@@ -99,7 +116,7 @@ def test_it_replaces_a_member_that_lost_its_heartbeat_to_keep_the_minimum(mock_c
     assert pool.last_reason.startswith("replace 1 lost (HEARTBEAT_LOST)")
 
 
-def test_it_drains_the_least_busy_member_when_the_load_goes_away(mock_cloud):
+def test_it_drains_the_least_busy_member_when_the_load_goes_away(mock_cloud, committed):
     pool = make_pool(min_size=1, scale_to_zero=False)
     quiet, loaded = (make_instance(status=Status.READY, pool=pool) for _ in range(2))
     start = timezone.now()
@@ -109,7 +126,8 @@ def test_it_drains_the_least_busy_member_when_the_load_goes_away(mock_cloud):
         now = start + timedelta(seconds=second)
         busy(quiet, 0, at=now)
         busy(loaded, 1, at=now)
-        autoscale_pool(pool.pk, now=now)
+        with committed():
+            autoscale_pool(pool.pk, now=now)
         drained = members(pool, Status.DRAINING, Status.TERMINATING, Status.TERMINATED)
         if drained:
             break
@@ -119,7 +137,7 @@ def test_it_drains_the_least_busy_member_when_the_load_goes_away(mock_cloud):
     assert ActionLog.objects.filter(instance_id=quiet.pk, action_type="REQUEST_DRAIN").exists()
 
 
-def test_it_cancels_members_still_starting_before_draining_ready_ones(mock_cloud):
+def test_it_cancels_members_still_starting_before_draining_ready_ones(mock_cloud, committed):
     pool = make_pool(min_size=0, scale_to_zero=True, idle_period_s=5)
     ready = make_instance(status=Status.READY, pool=pool)
     booting = make_instance(status=Status.BOOTING, pool=pool)
@@ -127,37 +145,42 @@ def test_it_cancels_members_still_starting_before_draining_ready_ones(mock_cloud
 
     for second in range(0, 120, 2):
         busy(ready, 0, at=start + timedelta(seconds=second))
-        decision = autoscale_pool(pool.pk, now=start + timedelta(seconds=second))
+        with committed():
+            decision = autoscale_pool(pool.pk, now=start + timedelta(seconds=second))
         if decision.desired_size < 2:
             break
 
     assert Instance.objects.get(pk=booting.pk).status in (Status.TERMINATING, Status.TERMINATED)
 
 
-def test_a_pool_claimed_by_another_worker_is_left_alone(mock_cloud):
+def test_a_pool_claimed_by_another_worker_is_left_alone(mock_cloud, committed):
     pool = make_pool(min_size=1)
     Pool.objects.filter(pk=pool.pk).update(claimed_until=timezone.now() + timedelta(seconds=30))
 
-    assert autoscale_pool(pool.pk) is None
-    assert autoscale_pools() == 0
+    with committed():
+        assert autoscale_pool(pool.pk) is None
+        assert autoscale_pools() == 0
     assert members(pool) == []
 
 
-def test_every_tick_leaves_a_sample_and_changes_leave_a_decision(mock_cloud):
+def test_every_tick_leaves_a_sample_and_changes_leave_a_decision(mock_cloud, committed):
     pool = make_pool(min_size=1)
 
-    autoscale_pools()
-    autoscale_pools()
+    with committed():
+        autoscale_pools()
+    with committed():
+        autoscale_pools()
 
     assert PoolSample.objects.filter(pool=pool).count() == 2
     [decision] = decisions(pool)
     assert decision.metadata["size"] == 0 and decision.metadata["desired"] == 1
 
 
-def test_a_disabled_pool_is_not_scaled(mock_cloud):
+def test_a_disabled_pool_is_not_scaled(mock_cloud, committed):
     pool = make_pool(min_size=1, enabled=False)
 
-    assert autoscale_pools() == 0
+    with committed():
+        assert autoscale_pools() == 0
     assert members(pool) == []
 
 

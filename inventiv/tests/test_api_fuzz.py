@@ -22,6 +22,11 @@ from monitoring.models import ActionType
 # Fuzzed examples per operation (the coverage phase adds its own boundary cases): enough to reach the
 # validation paths, few enough that every operation together stays well under a minute on two cores.
 MAX_EXAMPLES = 15
+# Every operation runs inside this one test, which took 80 s on a loaded two-core machine: the suite's
+# per-test ceiling (pytest.ini) is raised for it.
+FUZZ_TIMEOUT_S = 600
+
+pytestmark = pytest.mark.timeout(FUZZ_TIMEOUT_S)
 
 # Random codes only ever find 404s. Half the generated paths name a seeded row instead, so writes reach the
 # serializers and services. Keyed by the collection segment of the path (/api/<collection>/{code}/...).

@@ -30,7 +30,7 @@ from scaleway.instance.v1.marshalling import (
 )
 from scaleway_core.client import Client
 
-from providers.scaleway import _InstanceAPI
+from providers.scaleway.client import InstanceAPI
 from providers.testing.fake_scaleway import (  # noqa: F401 - fake_scaleway is a fixture
     TEST_ACCESS_KEY,
     TEST_PROJECT_ID,
@@ -245,7 +245,7 @@ def test_the_adapter_sends_what_the_sdk_sends(fake_scaleway):
                     api_url=fake_scaleway.url)
     server_id = FakeClient(fake_scaleway).create_server(volume_type="l_ssd")["id"]
     seen = []
-    for api in (InstanceUtilsV1API(client), _InstanceAPI(client, timeout=(5, 5))):
+    for api in (InstanceUtilsV1API(client), InstanceAPI(client, timeout=(5, 5))):
         start = len(fake_scaleway.requests)
         api.list_servers(zone=ZONE, tags=["inventiv", "team=a"], page=2, per_page=5)
         api.set_server_user_data(server_id=server_id, zone=ZONE, key="cloud-init", content=b"#cloud-config\n")

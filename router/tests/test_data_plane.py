@@ -1,8 +1,6 @@
 """The data plane end to end: the official `openai` client -> the router under uvicorn -> simulators,
 all real loopback servers."""
 
-import time
-
 import openai
 import pytest
 import requests
@@ -104,7 +102,19 @@ def test_an_upstream_client_error_is_relayed_as_it_is(engines, start_router):
     assert answer.json()["error"]["param"] == "max_tokens"  # the engine's own message
 
 
-def test_a_revoked_key_is_refused_within_a_second(engines, start_router):
+def wait_for_a_refresh_started_after_now(router) -> None:
+    """Two refreshes of the routing table: the first may have read the database before this call."""
+    runtime = runtime_of(router)
+    for _ in range(2):
+        table = runtime.table
+        wait_for(lambda table=table: runtime.table is not table, what="a refresh of the routing table")
+
+
+# The router refreshes its keys and table every REFRESH_INTERVAL_S (0.5 s): "from the next refresh" is what
+# makes a revocation or a new instance take effect within a second.
+
+
+def test_a_revoked_key_is_refused_from_the_next_refresh(engines, start_router):
     engines()
     key = client_key()
     router = start_router()
@@ -112,22 +122,22 @@ def test_a_revoked_key_is_refused_within_a_second(engines, start_router):
     wait_for(lambda: runtime_of(router).usage.written == 1, what="the trace")  # no write of ours meets it
 
     revoke_api_key(ApiKey.objects.get())
-    revoked_at = time.monotonic()
-    wait_for(lambda: chat(router, key).status_code == 401, what="the revoked key to be refused")
+    wait_for_a_refresh_started_after_now(router)
 
-    assert time.monotonic() - revoked_at < 1.0
+    assert chat(router, key).status_code == 401
 
 
-def test_a_new_ready_instance_gets_traffic_within_a_second(engines, start_router):
-    engines()
+def test_a_new_ready_instance_gets_traffic_from_the_next_refresh(engines, start_router):
+    first = engines()
     key = client_key()
     router = start_router()
+    assert chat(router, key).headers["x-inventiv-instance"] == first.id
+
     newcomer = engines()
-    added_at = time.monotonic()
+    wait_for_a_refresh_started_after_now(router)
 
-    wait_for(lambda: chat(router, key).headers["x-inventiv-instance"] == newcomer.id, what="the new instance")
-
-    assert time.monotonic() - added_at < 1.0
+    served_by = {chat(router, key).headers["x-inventiv-instance"] for _ in range(4)}
+    assert served_by == {first.id, newcomer.id}
 
 
 def test_a_known_model_without_instance_is_not_listed(engines, start_router):

@@ -13,6 +13,7 @@ from router.tests.factories import (
     MODEL, Engine, client_key, new_engine_key, openai_client, router_config, serving_instance, wait_for,
 )
 from router.tests.servers import BreakingUpstream, SimulatorProcess, runtime_of
+from worker_agent.metrics import parse_prometheus_text
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -148,8 +149,15 @@ def test_a_dead_instance_is_not_retried_once_its_breaker_opened_and_the_503_says
     assert int(answers[3].headers["Retry-After"]) >= 1
 
 
+def upstream_aborted(engine: Engine) -> bool:
+    """Whether the engine counted a request as aborted: its client (the router) hung up mid-generation."""
+    text = requests.get(f"{engine.server.url}/metrics", timeout=10).text
+    return any(sample.name == "vllm:request_success_total" and sample.labels["finished_reason"] == "abort"
+               and sample.value == 1 for sample in parse_prometheus_text(text))
+
+
 def test_a_client_hanging_up_mid_stream_stops_the_relay(engines, start_router):
-    engines(tokens_per_second=20)  # 100 tokens: five seconds of stream
+    engine = engines(tokens_per_second=2)  # 100 tokens: fifty seconds of stream, unless the relay stops
     key = client_key()
     router = start_router()
 
@@ -157,9 +165,10 @@ def test_a_client_hanging_up_mid_stream_stops_the_relay(engines, start_router):
                        json={"model": MODEL, "messages": HELLO, "max_tokens": 100, "stream": True},
                        headers={"Authorization": f"Bearer {key}"}) as answer:
         next(answer.iter_content(chunk_size=None))
-    wait_for(lambda: runtime_of(router).usage.pending or runtime_of(router).usage.written, timeout=3,
-             what="the relay to notice the client left")
+    # The router closed its own request to the engine instead of reading the stream to its end.
+    wait_for(lambda: upstream_aborted(engine), what="the engine to see the relay hang up")
+    wait_for(lambda: runtime_of(router).usage.pending or runtime_of(router).usage.written, what="the trace")
     router.stop()
 
     trace = RequestTrace.objects.get()
-    assert trace.outcome == "client_disconnected" and trace.latency_ms < 3000
+    assert trace.outcome == "client_disconnected"

@@ -9,6 +9,7 @@ from django.utils import timezone
 from router.models import ApiKey, RequestTrace
 from router.selectors import instance_usage, model_usage, request_traces
 from router.services import create_api_key
+from router.tests.factories import WAIT_TIMEOUT_S
 from router.usage import TraceRecord, UsageRecorder, write_traces
 
 pytestmark = pytest.mark.django_db
@@ -87,18 +88,22 @@ def test_the_traces_api_lists_and_filters(seed, api):
 def test_closing_while_a_write_waits_for_the_database_loses_nothing():
     written = []
 
-    async def slow(function, batch):
-        await asyncio.sleep(0.05)  # the database thread is busy with something else first
-        written.extend(batch)
-
     async def scenario():
-        recorder = UsageRecorder(run_sync=slow, flush_interval_s=0.01)
+        write_started, database_free = asyncio.Event(), asyncio.Event()
+
+        async def busy_database(function, batch):
+            write_started.set()
+            await database_free.wait()  # the database thread is busy with something else first
+            written.extend(batch)
+
+        recorder = UsageRecorder(run_sync=busy_database, flush_interval_s=0.01)
         task = asyncio.create_task(recorder.run())
         recorder.record(record())
-        await asyncio.sleep(0.02)  # the loop took the record and waits on the write
+        await asyncio.wait_for(write_started.wait(), WAIT_TIMEOUT_S)  # the loop took the record and waits on the write
         recorder.record(record())
         recorder.close()
-        await task
+        database_free.set()
+        await asyncio.wait_for(task, WAIT_TIMEOUT_S)
         await recorder.flush()
 
     asyncio.run(scenario())
