@@ -188,7 +188,7 @@ def _chart_series(samples: list[HeartbeatSample]) -> dict:
 
 def worker_status(instance: Instance, *, now: datetime | None = None) -> dict:
     """What the detail page shows of the instance's worker: its state, heartbeat age, freshness, charts."""
-    from instances.workers import is_worker_fresh  # noqa: PLC0415
+    from instances.freshness import is_worker_fresh  # noqa: PLC0415
 
     now = now or timezone.now()
     state = WorkerState.objects.filter(instance_id=instance.pk).first()
@@ -210,7 +210,7 @@ def worker_status(instance: Instance, *, now: datetime | None = None) -> dict:
 
 def with_heartbeats(rows: Iterable[Instance], *, now: datetime | None = None) -> list[Instance]:
     """The rows, each with `heartbeat_age_s` (None when no heartbeat) and `heartbeat_fresh`: one query for all."""
-    from instances.workers import stale_after_s  # noqa: PLC0415
+    from instances.freshness import stale_after_s  # noqa: PLC0415
 
     rows = list(rows)
     now = now or timezone.now()

@@ -12,7 +12,7 @@ from catalog.runtime_settings import update_setting
 from catalog.setting_specs import SETTING_SPECS
 from instances.models import Instance
 from instances.status import Status
-from instances.services import request_instance
+from instances.requests import request_instance
 from monitoring.models import ActionLog
 from providers.base import INVENTIV_TAG, ServerSpec, instance_tag, server_name
 from providers.mock import MockProvider

@@ -7,9 +7,10 @@ because the services enqueue their tasks on commit.
 import pytest
 
 from instances.lifecycle import InvalidTransition
+from instances.readiness import reinstall_instance
 from instances.status import Status
-from instances.services import archive_instance, reinstall_instance, terminate_instance
 from instances.sweeps import TERMINATOR_GRACE_S, sweep_terminating
+from instances.termination import archive_instance, terminate_instance
 from instances.tests.factories import (  # noqa: F401 (fixtures)
     action_types,
     clock,

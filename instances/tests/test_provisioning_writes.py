@@ -6,10 +6,11 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from catalog.runtime_settings import get_setting
-from instances.lifecycle import InvalidTransition, transition
+from instances.lifecycle import InvalidTransition, Move, UnitOfWork, transition
 from instances.models import Instance
-from instances.status import Status
-from instances.services import provision_instance, terminate_instance
+from instances.provisioning import provision_instance
+from instances.status import JUST_BOOTED, Status
+from instances.termination import terminate_instance
 from instances.tests.factories import (  # noqa: F401 (fixtures)
     action_types,
     fresh,
@@ -108,9 +109,9 @@ def test_booting_and_ready_in_one_provision_are_one_update_and_one_insert(mock_c
 def test_a_move_writes_the_rows_of_what_led_to_it_first_and_them_alone_when_there_is_no_move(mock_cloud):
     instance = make_instance(status=Status.PROVISIONING)
 
-    transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED",
+    transition(instance, Move(Status.BOOTING, "INSTANCE_CREATED"),
                steps=[new_action("PROVIDER_GET_IP", component=ORCH, instance_id=instance.pk)])
-    transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED",
+    transition(instance, Move(Status.BOOTING, "INSTANCE_CREATED"),
                steps=[new_action("HEALTH_CHECK", component=ORCH, instance_id=instance.pk)])
 
     assert action_types(instance) == ["PROVIDER_GET_IP", "INSTANCE_CREATED", "HEALTH_CHECK"]
@@ -121,30 +122,68 @@ def test_an_invalid_move_inside_a_transaction_leaves_that_transaction_usable(moc
 
     with transaction.atomic():
         with pytest.raises(InvalidTransition):
-            transition(instance, Status.ARCHIVED, action_type="ARCHIVE_INSTANCE")
-        moved = transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED")[1]
+            transition(instance, Move(Status.ARCHIVED, "ARCHIVE_INSTANCE"))
+        moved = transition(instance, Move(Status.BOOTING, "INSTANCE_CREATED"))[1]
 
     assert moved and fresh(instance).status == Status.BOOTING
 
 
-def test_a_second_move_in_the_same_transaction_reuses_the_locked_row(mock_cloud):
+def test_a_unit_of_work_writes_two_moves_with_one_locked_read_one_update_and_one_insert(mock_cloud):
+    instance = make_instance(status=Status.PROVISIONING)
+    held = [new_action("PROVIDER_GET_IP", component=ORCH, instance_id=instance.pk)]
+
+    with CaptureQueriesContext(connection) as queries, UnitOfWork(instance, steps=held) as work:
+        work.move(Move(Status.BOOTING, "INSTANCE_CREATED", fields={"public_ip": "10.0.0.7"}))
+        work.move(Move(Status.READY, "INSTANCE_READY"))
+
+    assert _statements(queries) == ["SELECT", "UPDATE", "INSERT"]
+    ready = fresh(instance)
+    assert (ready.status, ready.public_ip, ready.booted_at is not None, ready.ready_at is not None) == (
+        Status.READY, "10.0.0.7", True, True)
+    assert action_types(instance) == ["PROVIDER_GET_IP", "INSTANCE_CREATED", "INSTANCE_READY"]
+    assert held == []
+    assert (instance.status, instance.public_ip) == (Status.READY, "10.0.0.7")  # the caller's object follows
+
+
+def test_a_unit_of_work_that_fails_writes_nothing_and_keeps_its_held_rows(mock_cloud):
+    instance = make_instance(status=Status.PROVISIONING)
+    held = [new_action("PROVIDER_GET_IP", component=ORCH, instance_id=instance.pk)]
+
+    with pytest.raises(RuntimeError), UnitOfWork(instance, steps=held) as work:
+        work.move(Move(Status.BOOTING, "INSTANCE_CREATED"))
+        raise RuntimeError("the worker broke mid-way")
+
+    assert fresh(instance).status == Status.PROVISIONING and instance.status == Status.PROVISIONING
+    assert action_types(instance) == []
+    assert [row.action_type for row in held] == ["PROVIDER_GET_IP"]  # left for its held_actions() block
+
+
+def test_a_refused_move_in_a_unit_of_work_keeps_the_moves_before_it(mock_cloud):
     instance = make_instance(status=Status.PROVISIONING)
 
-    with transaction.atomic():
-        booting, _ = transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED")
-        selects = _selects_during(lambda: transition(booting, Status.READY, action_type="INSTANCE_READY",
-                                                     already_locked=True))
+    with pytest.raises(InvalidTransition), UnitOfWork(instance) as work:
+        work.move(Move(Status.BOOTING, "INSTANCE_CREATED"))
+        work.move(Move(Status.ARCHIVED, "ARCHIVE_INSTANCE"))
 
-    assert selects == 0
-    ready = fresh(instance)
-    assert (ready.status, ready.booted_at is not None, ready.ready_at is not None) == (Status.READY, True, True)
-    assert action_types(instance) == ["INSTANCE_CREATED", "INSTANCE_READY"]
+    assert fresh(instance).status == Status.BOOTING
+    assert action_types(instance) == ["INSTANCE_CREATED"]
 
 
-def _selects_during(call) -> int:
-    with CaptureQueriesContext(connection) as queries:
-        call()
-    return sum(query["sql"].lstrip().upper().startswith("SELECT") for query in queries.captured_queries)
+def test_a_compare_and_set_move_leaves_an_instance_another_worker_moved_alone(mock_cloud):
+    instance = make_instance(status=Status.READY)
+
+    fresh_instance, moved = transition(instance, Move(Status.INSTALLING, "HEALTH_CHECK",
+                                                      allowed_from=JUST_BOOTED))
+
+    assert (moved, fresh_instance.status) == (False, Status.READY)
+    assert action_types(instance) == []
+
+
+def _statements(queries) -> list[str]:
+    """The first word of each statement, transaction control left out (a test's own transaction turns a
+    unit's BEGIN and COMMIT into savepoints, or into nothing)."""
+    words = [query["sql"].split()[0].upper() for query in queries.captured_queries]
+    return [word for word in words if word not in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")]
 
 
 def test_an_instance_terminated_during_its_power_on_is_not_moved_on_and_its_steps_stay_logged(mock_cloud, monkeypatch):

@@ -4,7 +4,9 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from instances.lifecycle import transition
+from instances.freshness import is_worker_fresh, stale_after_s, with_fresh_worker
+from instances.lifecycle import Move, transition
+from instances.lost_workers import sweep_lost_heartbeats
 from instances.models import Instance
 from instances.status import ErrorCode, Status
 from instances.sweeps import sweep_startup_health
@@ -17,7 +19,6 @@ from instances.tests.factories import (  # noqa: F401 (fixtures)
     mock_cloud,
 )
 from instances.tests.worker_factories import MODEL, heartbeat, register, worker_instance
-from instances.workers import is_worker_fresh, stale_after_s, sweep_lost_heartbeats, with_fresh_worker
 from monitoring.models import ActionLog, HeartbeatSample
 from monitoring.tasks import downsample_heartbeats_task
 
@@ -115,7 +116,7 @@ def test_a_worker_registered_during_provisioning_moves_its_instance_on_at_the_ne
     instance, token = worker_instance(status=Status.PROVISIONING)
     register(instance, token)
     assert fresh(instance).status == Status.PROVISIONING
-    transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED")
+    transition(instance, Move(Status.BOOTING, "INSTANCE_CREATED"))
 
     heartbeat(instance, token, status="starting")
 
@@ -126,7 +127,7 @@ def test_the_health_sweep_promotes_a_machine_whose_ready_heartbeat_came_before_i
     instance, token = worker_instance(status=Status.PROVISIONING)
     register(instance, token)
     heartbeat(instance, token, status="ready")
-    transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED")
+    transition(instance, Move(Status.BOOTING, "INSTANCE_CREATED"))
 
     sweep_startup_health()
 

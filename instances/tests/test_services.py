@@ -9,7 +9,9 @@ from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, R
 from instances.credentials import engine_api_key, mint_credentials, verify_worker_token
 from instances.models import Instance
 from instances.status import ErrorCode, Status
-from instances.services import provision_instance, request_instance
+from instances.termination import terminate_instance
+from instances.provisioning import provision_instance
+from instances.requests import request_instance
 from instances.tests.factories import (  # noqa: F401 (fixtures)
     MOCK_REQUEST,
     action_types,
@@ -269,8 +271,6 @@ def test_a_scaleway_machine_boots_with_cloud_init_and_waits_for_its_worker_agent
 
 
 def test_a_scaleway_machine_is_deleted_with_its_volumes_on_terminate(scaleway_cloud):
-    from instances.services import terminate_instance
-
     instance = request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-1-24G",
                                 model="Qwen/Qwen2.5-0.5B-Instruct")
     terminate_instance(instance, reason="test")

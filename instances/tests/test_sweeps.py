@@ -4,14 +4,14 @@ import uuid
 
 import pytest
 
-from instances.lifecycle import transition
+from instances.claims import claimed_batches
+from instances.lifecycle import Move, transition
 from instances.models import Instance, OrphanServer
+from instances.orphans import sweep_orphans
 from instances.status import ErrorCode, Status
 from instances.sweeps import (
     TERMINATOR_GRACE_S,
-    claimed_batches,
     sweep_lost_provisions,
-    sweep_orphans,
     sweep_startup_health,
     sweep_terminating,
     sweep_watchdog,
@@ -123,7 +123,7 @@ def test_an_injected_vanish_fault_is_caught_by_the_watchdog_once_it_strikes(mock
 
 def _lose_the_terminate_task(instance):
     """An instance moved to terminating whose terminate task never ran (lost with its worker)."""
-    transition(instance, Status.TERMINATING, action_type="REQUEST_TERMINATE", fields={"deletion_reason": "test"})
+    transition(instance, Move(Status.TERMINATING, "REQUEST_TERMINATE", fields={"deletion_reason": "test"}))
 
 
 def test_an_instance_stuck_in_terminating_is_finished_by_the_sweep(mock_cloud, clock):
