@@ -105,17 +105,17 @@ class UnitOfWork:
 
     Entering opens a transaction (none of its own inside a caller's: a savepoint costs two round trips, and
     a database error fails the caller's transaction too, whose other writes belong with the moves anyway)
-    and reads the row locked (`work.instance`). Each move changes that object in memory and holds its audit
-    row; leaving writes every changed field in one update, then the rows in one insert, in their order:
-    `steps` first (rows of what led here, from `action_step(..., into=held)`; the list is emptied), then the
-    unit's own (`log()`ged rows and the moves' audit rows) as they came. The rows are written also when
-    nothing moved (the steps took place all the same). An instance object the unit was given is brought up
-    to date when it ends.
+    and reads the row locked (`work.instance`; Instance.DoesNotExist when there is none). Each move changes
+    that object in memory and holds its audit row; leaving writes every changed field in one update, then
+    the rows in one insert, in their order: `steps` first (rows of what led here, from
+    `action_step(..., into=held)`; the list is emptied), then the unit's own (`log()`ged rows and the
+    moves' audit rows) as they came. The rows are written also when nothing moved (the steps took place
+    all the same). An instance object the unit was given is brought up to date when it ends.
 
     An error leaving the block rolls everything back, the unit's own rows included (held `steps` stay in
-    their list, for the `held_actions()` block that owns them to write). `InvalidTransition` is the exception: the block ends
-    as it would have (what came before is written) and the error is raised past the transaction, so that
-    a caller's transaction stays usable.
+    their list, for the `held_actions()` block that owns them to write). `InvalidTransition` is the
+    exception: the block ends as it would have (what came before is written) and the error is raised past
+    the transaction, so that a caller's transaction stays usable.
     """
 
     def __init__(self, instance: Instance | Any, *, steps: list[ActionLog] | None = None):
@@ -130,10 +130,14 @@ class UnitOfWork:
         self._atomic = transaction.atomic(savepoint=False)
         self._atomic.__enter__()
         try:
-            self.instance = Instance.objects.select_for_update().get(pk=self._pk)
+            locked = Instance.objects.select_for_update().filter(pk=self._pk).first()
         except BaseException:
             self._atomic.__exit__(*sys.exc_info())
             raise
+        if locked is None:
+            self._atomic.__exit__(None, None, None)  # nothing was written: a caller's transaction stays usable
+            raise Instance.DoesNotExist(f"instance {self._pk} does not exist")
+        self.instance = locked
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> bool:
@@ -182,7 +186,9 @@ class UnitOfWork:
             status_before=before, status_after=move.to,
             metadata={**move.metadata, **({"reason": move.reason} if move.reason else {})},
         ))
-        transaction.on_commit(lambda: status_changed.send(sender=Instance, instance=locked, before=before, after=move.to))
+        transaction.on_commit(
+            lambda: status_changed.send(sender=Instance, instance=locked, before=before, after=move.to)
+        )
         return True
 
     def change(self, **fields) -> None:

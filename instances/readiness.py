@@ -64,8 +64,8 @@ def mark_ready(work: UnitOfWork, evidence: Evidence) -> bool:
     if instance.status not in STARTUP:
         return False
     for check in evidence.checks:
-        work.log(new_action(check, component=evidence.component, instance_id=instance.pk,
-                            status_before=instance.status, status_after=instance.status, metadata=dict(evidence.metadata)))
+        work.log(new_action(check, component=evidence.component, instance_id=instance.pk, status_before=instance.status,
+                            status_after=instance.status, metadata=dict(evidence.metadata)))
     return work.move(Move(Status.READY, "INSTANCE_READY", component=evidence.component, metadata=evidence.metadata,
                           allowed_from=STARTUP, fields={"claimed_until": None}))
 

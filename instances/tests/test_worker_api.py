@@ -20,7 +20,7 @@ from instances.tests.worker_factories import (
 )
 from monitoring.models import ActionLog, HeartbeatSample, WorkerState
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 INSTANCE_HEADER = "HTTP_X_INVENTIV_INSTANCE_ID"
 
