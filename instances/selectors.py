@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from catalog.models import InstanceType, LlmModel, Zone
 from catalog.services import compatible_models
+from instances.freshness import is_worker_fresh, stale_after_s
 from instances.lifecycle import can_transition
 from instances.models import Instance
 from instances.status import ENDED, TERMINABLE, Status
@@ -148,7 +149,6 @@ def request_codes(*, zone_id, instance_type_id, model_id) -> dict[str, str | Non
 
 
 # --- Worker status (heartbeats) -------------------------------------------------------------
-# Imported here rather than at the top: instances.workers pulls in the services and sweeps.
 
 WORKER_CHART_WINDOW = timedelta(hours=1)
 # The four GPU charts of the detail page: (key, HeartbeatSample field, title, unit).
@@ -188,8 +188,6 @@ def _chart_series(samples: list[HeartbeatSample]) -> dict:
 
 def worker_status(instance: Instance, *, now: datetime | None = None) -> dict:
     """What the detail page shows of the instance's worker: its state, heartbeat age, freshness, charts."""
-    from instances.freshness import is_worker_fresh  # noqa: PLC0415
-
     now = now or timezone.now()
     state = WorkerState.objects.filter(instance_id=instance.pk).first()
     samples = heartbeat_samples(instance.pk, now=now) if state is not None else []
@@ -210,8 +208,6 @@ def worker_status(instance: Instance, *, now: datetime | None = None) -> dict:
 
 def with_heartbeats(rows: Iterable[Instance], *, now: datetime | None = None) -> list[Instance]:
     """The rows, each with `heartbeat_age_s` (None when no heartbeat) and `heartbeat_fresh`: one query for all."""
-    from instances.freshness import stale_after_s  # noqa: PLC0415
-
     rows = list(rows)
     now = now or timezone.now()
     states = {state.instance_id: state for state in WorkerState.objects.filter(instance_id__in=[r.pk for r in rows])
