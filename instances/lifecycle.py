@@ -130,14 +130,13 @@ class UnitOfWork:
         self._atomic = transaction.atomic(savepoint=False)
         self._atomic.__enter__()
         try:
-            locked = Instance.objects.select_for_update().filter(pk=self._pk).first()
+            self.instance = Instance.objects.select_for_update().get(pk=self._pk)
+        except Instance.DoesNotExist:
+            self._atomic.__exit__(None, None, None)  # nothing was written: a caller's transaction stays usable
+            raise
         except BaseException:
             self._atomic.__exit__(*sys.exc_info())
             raise
-        if locked is None:
-            self._atomic.__exit__(None, None, None)  # nothing was written: a caller's transaction stays usable
-            raise Instance.DoesNotExist(f"instance {self._pk} does not exist")
-        self.instance = locked
         return self
 
     def __exit__(self, exc_type, exc, traceback) -> bool:

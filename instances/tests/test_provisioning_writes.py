@@ -176,6 +176,17 @@ def test_a_refused_move_in_a_unit_of_work_keeps_the_moves_before_it(mock_cloud):
     assert action_types(instance) == ["INSTANCE_CREATED"]
 
 
+def test_terminating_an_instance_that_is_gone_changes_nothing_and_leaves_the_transaction_usable(mock_cloud):
+    instance = make_instance(status=Status.READY, with_server=False)
+    Instance.objects.filter(pk=instance.pk).delete()
+
+    with transaction.atomic():
+        terminate_instance(instance, reason="cleanup")
+        still_usable = Instance.objects.count()
+
+    assert still_usable == 0
+
+
 def test_a_compare_and_set_move_leaves_an_instance_another_worker_moved_alone(mock_cloud):
     instance = make_instance(status=Status.READY)
 
