@@ -8,7 +8,14 @@ from instances.provisioning import provision_instance_task
 from instances.retries import BACKOFF_BASE_S
 from instances.status import Status
 from instances.termination import terminate_instance, terminate_instance_task
-from instances.tests.factories import committed, fresh, make_instance, mock_cloud, request_mock, servers_of  # noqa: F401
+from instances.tests.factories import (  # noqa: F401 (fixtures)
+    committed,
+    fresh,
+    make_instance,
+    mock_cloud,
+    request_mock,
+    servers_of,
+)
 from monitoring.models import ActionLog
 from providers.base import TransientProviderError
 from providers.mock import MockProvider
