@@ -3,7 +3,7 @@
 `autoscale_pool` claims one pool (two workers never decide for one pool at once), builds the policy's
 signals from the members' latest heartbeats and the requests the router holds, calls the pure
 `policy.decide`, and applies the answer:
-- grow through the normal provisioning path (`instances.services.request_instance`), trying the pool's
+- grow through the normal provisioning path (`instances.requests.request_instance`), trying the pool's
   (instance type, zone) choices in order and skipping one that recently ran out of stock or quota;
 - shrink by cancelling members still starting first, then draining the least busy ready ones (they are
   terminated when their in-flight work is done or the pool's drain timeout passes);
@@ -26,7 +26,8 @@ from autoscaling.models import Pool, PoolChoice, PoolSample
 from autoscaling.policy import Decision, PolicySettings, PolicyState, Signals, decide
 from autoscaling.selectors import PoolLoad, pool_load
 from instances import draining
-from instances import services as instance_services
+from instances.requests import request_instance
+from instances.termination import terminate_instance
 from instances.models import Instance
 from instances.status import ErrorCode, Status
 from monitoring.services import Component, record_action
@@ -141,7 +142,7 @@ def _grow(pool: Pool, count: int, *, reason: str, now: datetime) -> list[dict]:
             key = (choice.instance_type_id, choice.zone_id)
             if key in blocked:
                 continue
-            instance = instance_services.request_instance(
+            instance = request_instance(
                 provider=choice.instance_type.provider.code, zone=choice.zone.code,
                 instance_type=choice.instance_type.code, model=pool.model.code, pool_id=pool.pk,
             )
@@ -205,6 +206,6 @@ def _shrink(pool: Pool, load: PoolLoad, count: int, *, reason: str) -> list[dict
                 continue  # it left `ready` since it was read (failed, or an operator acted)
             actions.append({"action": "drain", "instance": str(member.pk)})
         else:
-            instance_services.terminate_instance(member, reason=why[:200])
+            terminate_instance(member, reason=why[:200])
             actions.append({"action": "cancel", "instance": str(member.pk)})
     return actions

@@ -126,12 +126,12 @@ def main() -> None:
     setup_django(bench_database_url())
 
     from catalog.models import RuntimeSetting
-    from instances import sweeps
+    from instances import claims, sweeps
     from instances.models import Instance
     from instances.status import Status
 
     RuntimeSetting.objects.filter(key__in=["mock_boot_delay_s", "mock_deletion_delay_s"]).update(value="0")
-    sweeps.SWEEP_BUDGET_S = float("inf")  # one run over every instance (see the module docstring)
+    claims.SWEEP_BUDGET_S = float("inf")  # one run over every instance (see the module docstring)
     count = args.instances
     print(f"{'scenario':52} {'worked':>7} {'wall':>10} {'queries':>8} {'q/inst':>8} {'inst/s':>10}")
 

@@ -2,7 +2,7 @@
 
 from django.contrib import admin, messages
 
-from instances import services
+from instances import termination
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance
 
@@ -28,7 +28,7 @@ class InstanceAdmin(admin.ModelAdmin):
     @admin.action(description="Terminate selected instances")
     def terminate(self, request, queryset):
         for instance in queryset:
-            services.terminate_instance(instance, reason="operator request from the admin", actor=request.user)
+            termination.terminate_instance(instance, reason="operator request from the admin", actor=request.user)
         self.message_user(request, f"Termination requested for {queryset.count()} instance(s).")
 
     @admin.action(description="Archive selected instances (terminated ones only)")
@@ -36,7 +36,7 @@ class InstanceAdmin(admin.ModelAdmin):
         archived = 0
         for instance in queryset:
             try:
-                services.archive_instance(instance, actor=request.user)
+                termination.archive_instance(instance, actor=request.user)
                 archived += 1
             except InvalidTransition as exc:
                 self.message_user(request, f"{instance.pk} is {exc.before}: terminate it first.", messages.WARNING)

@@ -8,7 +8,7 @@ from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from instances import draining, services
+from instances import draining, readiness, requests, termination
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance
 from instances.status import Status
@@ -78,7 +78,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     def create(self, request, *args, **kwargs):
         body = InstanceCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        instance = services.request_instance(**body.request_arguments(), actor=request.user)
+        instance = requests.request_instance(**body.request_arguments(), actor=request.user)
         if instance.status == Status.PROVISIONING_FAILED:
             rejected = {"error_code": instance.error_code, "message": instance.error_message, "instance_id": instance.pk}
             return Response(InstanceRejectedSerializer(rejected).data, status=status.HTTP_400_BAD_REQUEST)
@@ -90,7 +90,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         """Terminate the machine (drained first where the lifecycle says so). Asking twice is harmless."""
         body = TerminateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        instance = services.terminate_instance(self.get_object(), reason=body.validated_data["reason"], actor=request.user)
+        instance = termination.terminate_instance(self.get_object(), reason=body.validated_data["reason"], actor=request.user)
         return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
 
     @extend_schema(request=DrainSerializer, responses={202: InstanceSerializer, 409: CONFLICT})
@@ -114,7 +114,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         """Move a terminated instance (or a rejected request) out of the active list, into the traces."""
         instance = self.get_object()
         try:
-            instance = services.archive_instance(instance, actor=request.user)
+            instance = termination.archive_instance(instance, actor=request.user)
         except InvalidTransition as exc:
             return conflict(instance, exc, rule="only a terminated instance can be archived; terminate it first.")
         return Response(InstanceSerializer(instance).data)
@@ -125,7 +125,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         """Reinstall the worker and the model on the same machine."""
         instance = self.get_object()
         try:
-            instance = services.reinstall_instance(instance, actor=request.user)
+            instance = readiness.reinstall_instance(instance, actor=request.user)
         except InvalidTransition as exc:
             return conflict(instance, exc, rule="only a machine that is up (ready, or failed after it started) can be reinstalled.")
         return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)

@@ -13,15 +13,16 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
+from celery import shared_task
 from django.db import transaction
 from django.utils import timezone
 
 from catalog.runtime_settings import get_setting
-from instances import services
-from instances.lifecycle import transition
+from instances.claims import claimed_batches
+from instances.lifecycle import Move, transition
 from instances.models import Instance
 from instances.status import DRAINABLE, Status
-from instances.sweeps import claimed_batches
+from instances.termination import terminate_instance
 from monitoring.models import WorkerState
 from monitoring.services import Component, record_action
 
@@ -50,14 +51,14 @@ def drain_instance(instance: Instance, *, reason: str, timeout_s: float | None =
     component = component or (Component.API if actor is not None else Component.ORCHESTRATOR)
     deadline = timezone.now() + timedelta(seconds=timeout_s)
     # Only a ready instance moves (compare-and-set); any other is returned as it is and refused below.
-    fresh, moved = transition(
-        instance, Status.DRAINING, action_type="REQUEST_DRAIN", reason=reason, actor=actor, component=component,
+    fresh, moved = transition(instance, Move(
+        Status.DRAINING, "REQUEST_DRAIN", reason=reason, actor=actor, component=component,
         fields={"drain_deadline_at": deadline}, metadata={"timeout_s": timeout_s}, allowed_from=DRAINABLE,
-    )
+    ))
     if fresh.status != Status.DRAINING:
         raise DrainRefused(f"instance {fresh.pk} is {fresh.status}: only a ready instance can be drained")
     if moved:
-        transaction.on_commit(lambda: enqueue_finish(fresh.pk))
+        finish_drain_task.delay_on_commit(str(fresh.pk))
     return fresh
 
 
@@ -79,8 +80,13 @@ def finish_drain(instance_id, *, now: datetime | None = None) -> bool:
             status_after=Status.TERMINATING if locked.provider_server_id else Status.TERMINATED,
             duration_ms=_ms_since(locked.draining_at, now), metadata=verdict,
         )
-        services.terminate_instance(locked, reason="drained" if not verdict.get("timed_out") else "drain timeout")
+        terminate_instance(locked, reason="drained" if not verdict.get("timed_out") else "drain timeout")
     return True
+
+
+@shared_task
+def finish_drain_task(instance_id: str) -> bool:
+    return finish_drain(instance_id)
 
 
 def drain_verdict(instance: Instance, worker: WorkerState | None, *, now: datetime) -> dict | None:
@@ -108,12 +114,6 @@ def sweep_drains() -> int:
             except Exception:  # one broken row must not keep the other drains from finishing
                 log.exception("drain check of %s failed", instance.pk)
     return finished
-
-
-def enqueue_finish(instance_id) -> None:
-    from instances import tasks  # the tasks module imports services, which this module imports
-
-    tasks.finish_drain_task.delay(str(instance_id))
 
 
 def _ms_since(start: datetime | None, now: datetime) -> int | None:

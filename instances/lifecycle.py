@@ -1,12 +1,18 @@
-"""The one door for status changes: `transition()`.
+"""The one door for status changes: `transition()`, and the unit of work it opens.
 
-It locks the row, checks the transition table, writes the instance and its audit row in one
-transaction, and runs side effects (task enqueues, notifications) only after the commit.
+A move locks the instance's row, checks the transition table, writes the instance and its audit row in one
+transaction, and sends the `status_changed` signal (and runs whatever the caller enqueued with
+`delay_on_commit`) only after the commit. `transition()` makes one move; a `UnitOfWork` makes several
+moves of one instance (booting, then ready) and writes them as one update and one insert
+(docs/ARCHITECTURE.md, "The instance lifecycle").
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import sys
+from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any
 
 from django.db import transaction
 from django.dispatch import Signal
@@ -60,101 +66,146 @@ class InvalidTransition(Exception):
         self.after = after
 
 
+# What a unit of work copies onto the instance object it was given, once it ends.
+CONCRETE_FIELDS = [concrete.attname for concrete in Instance._meta.concrete_fields]
+
+
 def can_transition(before: str, after: str) -> bool:
     return after in ALLOWED.get(before, frozenset())
 
 
-def transition(
-    instance: Instance | str,
-    to: str,
-    *,
-    action_type: str,
-    reason: str = "",
-    actor=None,
-    component: str = Component.ORCHESTRATOR,
-    error_code: str = "",
-    error_message: str = "",
-    fields: dict | None = None,
-    metadata: dict | None = None,
-    on_commit: Callable[[], None] | None = None,
-    allowed_from: frozenset[str] | None = None,
-    steps: list[ActionLog] | None = None,
-    already_locked: bool = False,
-    unsaved: set[str] | None = None,
-) -> tuple[Instance, bool]:
-    """Move `instance` to status `to`; return (fresh instance, whether it changed).
+@dataclass(frozen=True)
+class Move:
+    """One status change as its caller asks for it, and the audit row it writes.
 
-    Idempotent: an instance already in `to` is returned unchanged (no audit row, no side effect).
-    `allowed_from` narrows the statuses this caller may move from (a compare-and-set): a row found in
-    any other status is left alone and reported unchanged, because another worker got there first.
-    Raises InvalidTransition when the table forbids the move. `fields` are saved with the status;
-    `on_commit` runs after the transaction commits. `steps` are held action-log rows of what led here
-    (`action_step(..., into=...)`): they are written before the move's own row, in the same insert and
-    transaction, and also when there is no move (they took place all the same); the list is emptied.
-    `already_locked`: `instance` is up to date with an earlier move in the current transaction, which holds
-    its row locked: it is used as it is instead of being read again.
-    `unsaved`: a move another one follows at once in the caller's transaction (booting, then ready) is not
-    written: the fields it changed are added to this set and its row stays in `steps`, and `write_moves()`
-    writes them with the next move's, in one update and one insert.
-
-    Inside a caller's transaction this takes no savepoint of its own (two round trips each): a database
-    error here fails the caller's transaction too, whose other writes belong with the move anyway.
+    `allowed_from` narrows the statuses this move may start from (a compare-and-set): an instance found in
+    any other status is left alone, because another worker got there first. `fields` are saved with the
+    status; an `error_code` marks the audit row failed.
     """
-    instance_id = instance.pk if isinstance(instance, Instance) else instance
-    steps = steps if steps is not None else []
-    with transaction.atomic(savepoint=False):
-        locked = instance if already_locked else Instance.objects.select_for_update().get(pk=instance_id)
-        before = locked.status
-        moving = before != to and (allowed_from is None or before in allowed_from)
-        allowed = can_transition(before, to)
-        if moving and allowed:
-            now = timezone.now()
-            locked.status = to
-            locked.status_changed_at = now
-            update = {"status", "status_changed_at"}
-            phase_field = PHASE_FIELDS.get(to)
-            if phase_field and getattr(locked, phase_field) is None:
-                setattr(locked, phase_field, now)
-                update.add(phase_field)
-            if error_code:
-                locked.error_code, locked.error_message = error_code, error_message
-                update |= {"error_code", "error_message"}
-            for name, value in (fields or {}).items():
-                setattr(locked, name, value)
-                update.add(name)
-            if unsaved is None:
-                locked.save(update_fields=sorted(update))
-            else:
-                unsaved |= update
-            steps.append(new_action(
-                action_type,
-                component=component,
-                status="failed" if error_code else "success",
-                instance_id=locked.pk,
-                user=actor,
-                error_code=error_code,
-                error_message=error_message,
-                status_before=before,
-                status_after=to,
-                metadata={**(metadata or {}), **({"reason": reason} if reason else {})},
-            ))
-            transaction.on_commit(
-                lambda: status_changed.send(sender=Instance, instance=locked, before=before, after=to)
-            )
-            if on_commit is not None:
-                transaction.on_commit(on_commit)
-        if unsaved is None:
-            write_actions(steps)
-    if moving and not allowed:
-        # Raised out here, past the transaction block, so that a caller's transaction stays usable.
-        raise InvalidTransition(instance_id, before, to)
-    return locked, moving
+
+    to: str
+    action_type: str
+    _: KW_ONLY
+    reason: str = ""
+    actor: Any = None
+    component: str = Component.ORCHESTRATOR
+    error_code: str = ""
+    error_message: str = ""
+    fields: Mapping[str, Any] = field(default_factory=dict)
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    allowed_from: frozenset[str] | None = None
 
 
-def write_moves(instance: Instance, unsaved: set[str], steps: list[ActionLog]) -> None:
-    """Write the moves `transition(..., unsaved=unsaved, steps=steps)` left unwritten: the instance's changed
-    fields in one update, the held rows in one insert. In the transaction of those moves (it holds the lock)."""
-    if unsaved:
-        instance.save(update_fields=sorted(unsaved))
-        unsaved.clear()
-    write_actions(steps)
+class UnitOfWork:
+    """The moves of one instance and the action-log rows that go with them, written once.
+
+        with UnitOfWork(instance, steps=held) as work:
+            work.move(Move(Status.BOOTING, "INSTANCE_CREATED", fields=...))
+            work.move(Move(Status.READY, "INSTANCE_READY"))
+
+    Entering opens a transaction (none of its own inside a caller's: a savepoint costs two round trips, and
+    a database error fails the caller's transaction too, whose other writes belong with the moves anyway)
+    and reads the row locked (`work.instance`; Instance.DoesNotExist when there is none). Each move changes
+    that object in memory and holds its audit row; leaving writes every changed field in one update, then
+    the rows in one insert, in their order: `steps` first (rows of what led here, from
+    `action_step(..., into=held)`; the list is emptied), then the unit's own (`log()`ged rows and the
+    moves' audit rows) as they came. The rows are written also when nothing moved (the steps took place
+    all the same). An instance object the unit was given is brought up to date when it ends.
+
+    An error leaving the block rolls everything back, the unit's own rows included (held `steps` stay in
+    their list, for the `held_actions()` block that owns them to write). `InvalidTransition` is the
+    exception: the block ends as it would have (what came before is written) and the error is raised past
+    the transaction, so that a caller's transaction stays usable.
+    """
+
+    def __init__(self, instance: Instance | Any, *, steps: list[ActionLog] | None = None):
+        self._given = instance if isinstance(instance, Instance) else None
+        self._pk = instance.pk if isinstance(instance, Instance) else instance
+        self._steps = steps if steps is not None else []
+        self._rows: list[ActionLog] = []  # this unit's own: logged, and the moves' audit rows
+        self._changed: set[str] = set()
+        self.instance: Instance
+
+    def __enter__(self) -> UnitOfWork:
+        self._atomic = transaction.atomic(savepoint=False)
+        self._atomic.__enter__()
+        try:
+            self.instance = Instance.objects.select_for_update().get(pk=self._pk)
+        except Instance.DoesNotExist:
+            self._atomic.__exit__(None, None, None)  # nothing was written: a caller's transaction stays usable
+            raise
+        except BaseException:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> bool:
+        if exc_type is not None and not issubclass(exc_type, InvalidTransition):
+            self._atomic.__exit__(exc_type, exc, traceback)
+            return False
+        try:
+            if self._changed:
+                self.instance.save(update_fields=sorted(self._changed))
+                self._changed.clear()
+            write_actions([*self._steps, *self._rows])
+            self._steps.clear()
+            self._rows.clear()
+        except BaseException:
+            self._atomic.__exit__(*sys.exc_info())
+            raise
+        self._atomic.__exit__(None, None, None)
+        if self._given is not None:
+            for name in CONCRETE_FIELDS:
+                setattr(self._given, name, getattr(self.instance, name))
+        return False
+
+    def move(self, move: Move) -> bool:
+        """Apply `move` to the locked instance; True when it moved.
+
+        Idempotent: an instance already in `move.to`, or in a status outside `move.allowed_from`, is left as
+        it is, with no audit row. Raises InvalidTransition when the table forbids the move.
+        """
+        locked, before = self.instance, self.instance.status
+        if before == move.to or (move.allowed_from is not None and before not in move.allowed_from):
+            return False
+        if not can_transition(before, move.to):
+            raise InvalidTransition(locked.pk, before, move.to)
+        now = timezone.now()
+        changes: dict[str, Any] = {"status": move.to, "status_changed_at": now}
+        phase_field = PHASE_FIELDS.get(move.to)
+        if phase_field and getattr(locked, phase_field) is None:
+            changes[phase_field] = now
+        if move.error_code:
+            changes.update(error_code=move.error_code, error_message=move.error_message)
+        changes.update(move.fields)
+        self.change(**changes)
+        self._rows.append(new_action(
+            move.action_type, component=move.component, status="failed" if move.error_code else "success",
+            instance_id=locked.pk, user=move.actor, error_code=move.error_code, error_message=move.error_message,
+            status_before=before, status_after=move.to,
+            metadata={**move.metadata, **({"reason": move.reason} if move.reason else {})},
+        ))
+        transaction.on_commit(
+            lambda: status_changed.send(sender=Instance, instance=locked, before=before, after=move.to)
+        )
+        return True
+
+    def change(self, **fields) -> None:
+        """Set fields of the locked instance without a move; they are written with the moves' update."""
+        for name, value in fields.items():
+            setattr(self.instance, name, value)
+        self._changed.update(fields)
+
+    def log(self, row: ActionLog) -> None:
+        """Hold an action-log row, written after the rows held before it."""
+        self._rows.append(row)
+
+
+def transition(instance: Instance | Any, move: Move, *, steps: list[ActionLog] | None = None) -> tuple[Instance, bool]:
+    """Make one move (a `UnitOfWork` of one); return (the fresh instance, whether it moved).
+
+    `instance` is an Instance (brought up to date) or an id; `steps` as in `UnitOfWork`.
+    """
+    with UnitOfWork(instance, steps=steps) as work:
+        moved = work.move(move)
+    return work.instance, moved

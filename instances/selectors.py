@@ -12,7 +12,7 @@ from catalog.models import InstanceType, LlmModel, Zone
 from catalog.services import compatible_models
 from instances.models import Instance
 from instances.status import Status
-from instances.workers import stale_after_s
+from instances.freshness import stale_after_s
 from monitoring.heartbeats import heartbeat_age_s
 from monitoring.models import ActionLog, HeartbeatSample, WorkerState
 from monitoring.selectors import instance_timeline, with_action_types

@@ -49,6 +49,10 @@ class ErrorCode(models.TextChoices):
 
 S = Status
 
+# A request accepted and not yet booting: the provision run (and the re-queue sweep) works on these.
+PROVISIONABLE = frozenset({S.PROVISIONING})
+# The server was powered on: a health check that finds it running moves it on to installing.
+JUST_BOOTED = frozenset({S.BOOTING})
 # On the way to serving, once the provider has a server: the health sweep watches these.
 STARTUP = frozenset({S.BOOTING, S.INSTALLING, S.STARTING})
 # On the way to serving, the request included: capacity already paid for and coming (autoscaling).
@@ -63,8 +67,10 @@ LIVE = COMING_UP | SERVING
 FAILED = frozenset({S.PROVISIONING_FAILED, S.STARTUP_FAILED, S.FAILED})
 # The server is confirmed gone (or was never created): the worker token is revoked.
 GONE = frozenset({S.TERMINATED, S.ARCHIVED})
+# The termination was asked for: the terminate task and the terminator sweep delete the server.
+BEING_TERMINATED = frozenset({S.TERMINATING})
 # Termination asked for or done: terminating again changes nothing.
-TERMINATION_REQUESTED = GONE | {S.TERMINATING}
+TERMINATION_REQUESTED = GONE | BEING_TERMINATED
 # An operator may ask to terminate these.
 TERMINABLE = frozenset(Status.values) - TERMINATION_REQUESTED
 # Nothing more happens to these without an operator, and they own no server: a server tagged with their id

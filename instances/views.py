@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from instances import draining, selectors, services
+from instances import draining, requests, selectors, termination
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance
 from instances.status import Status
@@ -87,7 +87,7 @@ def instance_create(request: HttpRequest) -> HttpResponse:
         instance_type_id=request.POST.get("instance_type"),
         model_id=request.POST.get("model"),
     )
-    instance = services.request_instance(**codes, actor=request.user)
+    instance = requests.request_instance(**codes, actor=request.user)
     if is_fragment(request):
         return _render(request, f"{LIST}#created", {"instance": instance})
     if instance.status == Status.PROVISIONING_FAILED:
@@ -145,7 +145,7 @@ def _act(request: HttpRequest, pk, change, *, refusal: str) -> HttpResponse:
 @staff_required
 @require_POST
 def instance_terminate(request: HttpRequest, pk) -> HttpResponse:
-    return _act(request, pk, lambda instance: services.terminate_instance(
+    return _act(request, pk, lambda instance: termination.terminate_instance(
         instance, reason="operator request from the dashboard", actor=request.user
     ), refusal="it cannot be terminated")
 
@@ -162,7 +162,7 @@ def instance_drain(request: HttpRequest, pk) -> HttpResponse:
 @require_POST
 def instance_archive(request: HttpRequest, pk) -> HttpResponse:
     return _act(
-        request, pk, lambda instance: services.archive_instance(instance, actor=request.user),
+        request, pk, lambda instance: termination.archive_instance(instance, actor=request.user),
         refusal="only a terminated instance can be archived; terminate it first",
     )
 

@@ -2,9 +2,9 @@
 
 Heartbeats are the control plane's hottest write (thousands of machines every few seconds). Going
 through Django's request stack (middleware, URL resolution, the WSGI adapter) cost more CPU than the two
-SQL statements a heartbeat needs, so inventiv/asgi.py hands this one path here. The answer is computed
-by the same function the Django view uses (`worker_api.answer_heartbeat`), on a fixed pool of threads that
-each keep their database connection.
+SQL statements a heartbeat needs, so inventiv/asgi.py hands this one path here. Every answer, errors
+included, comes from the module the Django views answer through (worker_protocol.py); the heartbeat's is
+computed on a fixed pool of threads that each keep their database connection.
 """
 
 from __future__ import annotations
@@ -16,17 +16,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import close_old_connections, connections
 
-from instances.worker_api import answer_heartbeat
+from instances.worker_protocol import MAX_BODY_BYTES, TOO_LARGE, Answer, answer_heartbeat, method_not_allowed
 
 HEARTBEAT_PATH = "/api/worker/heartbeat"
 # Longest wait for every pool thread to close its database connection.
 CLOSE_TIMEOUT_S = 10
-# Bodies are a few KB; anything far larger is not a heartbeat.
-MAX_BODY_BYTES = 256 * 1024
 JSON_HEADERS = [(b"content-type", b"application/json")]
 
 
-def _answer_on_thread(body: bytes, authorization: str) -> tuple[int, dict]:
+def _answer_on_thread(body: bytes, authorization: str) -> Answer:
     # The hygiene Django applies around each request: drop a broken or expired connection.
     close_old_connections()
     try:
@@ -59,7 +57,7 @@ class HeartbeatApp:
 
     async def __call__(self, scope, receive, send) -> None:
         if scope["method"] != "POST":
-            await _send(send, 405, {"error": f"method {scope['method']} not allowed"}, [(b"allow", b"POST")])
+            await _send(send, method_not_allowed(scope["method"]), [(b"allow", b"POST")])
             return
         body = bytearray()
         while True:
@@ -68,7 +66,7 @@ class HeartbeatApp:
                 return
             body += message.get("body", b"")
             if len(body) > MAX_BODY_BYTES:
-                await _send(send, 413, {"error": "body too large"})
+                await _send(send, TOO_LARGE)
                 return
             if not message.get("more_body"):
                 break
@@ -77,12 +75,12 @@ class HeartbeatApp:
             if name == b"authorization":
                 authorization = value.decode("latin-1")
         loop = asyncio.get_running_loop()
-        status, answer = await loop.run_in_executor(self.executor, _answer_on_thread, bytes(body), authorization)
-        await _send(send, status, answer)
+        await _send(send, await loop.run_in_executor(self.executor, _answer_on_thread, bytes(body), authorization))
 
 
-async def _send(send, status: int, answer: dict, extra_headers=()) -> None:
-    body = json.dumps(answer).encode()
+async def _send(send, answer: Answer, extra_headers=()) -> None:
+    status, payload = answer
+    body = json.dumps(payload).encode()
     headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *extra_headers]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

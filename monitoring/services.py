@@ -2,8 +2,8 @@
 
 A row is written when its step ends, in the caller's transaction if any. Where several steps lead to one
 state change (the provider calls before a status move), their rows can be held instead (`held_actions`)
-and written with that change (`transition(..., steps=held)`): one insert and one commit for the lot
-instead of one each.
+and written with that change (`transition(..., steps=held)`, or `UnitOfWork(..., steps=held)` for several
+moves): one insert and one commit for the lot instead of one each.
 """
 
 from __future__ import annotations

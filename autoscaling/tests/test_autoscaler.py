@@ -9,9 +9,9 @@ from autoscaling.models import Pool, PoolSample
 from autoscaling.selectors import pools_for_routing
 from autoscaling.services import autoscale_pool, autoscale_pools
 from autoscaling.tests.factories import make_pool
-from instances import services as instance_services
 from instances.models import Instance
 from instances.status import ErrorCode, Status
+from instances.termination import fail_instance
 from instances.tests.factories import make_instance, mock_cloud  # noqa: F401
 from monitoring.models import ActionLog, WorkerState
 from providers.models import MockFault
@@ -105,8 +105,8 @@ def test_it_replaces_a_member_that_lost_its_heartbeat_to_keep_the_minimum(mock_c
     [first] = members(pool, Status.READY)
 
     with committed():
-        instance_services.fail_instance(first, to=Status.FAILED, code=ErrorCode.HEARTBEAT_LOST, message="silent",
-                                        action_type="HEARTBEAT_LOST")
+        fail_instance(first, to=Status.FAILED, code=ErrorCode.HEARTBEAT_LOST, message="silent",
+                      action_type="HEARTBEAT_LOST")
     with committed():
         autoscale_pool(pool.pk, now=timezone.now() + timedelta(seconds=10))
 

@@ -24,7 +24,7 @@ from instances.models import Instance
 from instances.status import ErrorCode, Status
 from instances.sweeps import sweep_terminating
 from instances.tests.factories import mock_cloud, set_setting  # noqa: F401
-from instances.workers import sweep_lost_heartbeats
+from instances.lost_workers import sweep_lost_heartbeats
 from monitoring.models import ActionLog
 from providers import mock_process
 from providers.models import MockServer

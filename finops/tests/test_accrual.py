@@ -13,7 +13,7 @@ from finops.tasks import accrue_costs_task
 from finops.tests.factories import START, billed_instance, budget, minutes
 from instances.models import Instance
 from instances.status import Status
-from instances.services import terminate_instance
+from instances.termination import terminate_instance
 from instances.tests.factories import fresh, request_mock
 
 pytestmark = pytest.mark.django_db

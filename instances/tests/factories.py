@@ -1,10 +1,18 @@
-"""Small builders for instance tests, and the one thing tests may fake: the clock."""
+"""Small builders for instance tests, the one thing tests may fake (the clock), and commits.
+
+Tests run inside a transaction that never commits, so what the services enqueue on commit (their tasks,
+eager in tests) runs only where a test says its work commits: `with committed():` around a service call,
+and inside the helpers that stand for an outside request (`request_mock`, worker_factories' `post`). Only
+tests whose threads or processes must see the data commit for real (`django_db(transaction=True)`); there
+these blocks change nothing. Never nest them: each runs what was enqueued since it began.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
 import pytest
+from django.test import TestCase
 from django.utils import timezone
 
 from catalog.models import InstanceType, LlmModel, Provider, RuntimeSetting, Zone
@@ -12,7 +20,7 @@ from catalog.runtime_settings import update_setting
 from catalog.setting_specs import SETTING_SPECS
 from instances.models import Instance
 from instances.status import Status
-from instances.services import request_instance
+from instances.requests import request_instance
 from monitoring.models import ActionLog
 from providers.base import INVENTIV_TAG, ServerSpec, instance_tag, server_name
 from providers.mock import MockProvider
@@ -44,6 +52,19 @@ def clock(monkeypatch) -> FakeClock:
 
 
 @pytest.fixture
+def committed(django_capture_on_commit_callbacks):
+    """`with committed():` runs, when the block ends, what its work enqueued on commit, and what that
+    enqueues in turn, as a real commit would."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
+
+
+def run_on_commit():
+    """`committed()` for helpers, which have no fixtures: the same Django machinery
+    (pytest-django's django_capture_on_commit_callbacks is TestCase.captureOnCommitCallbacks)."""
+    return TestCase.captureOnCommitCallbacks(execute=True)
+
+
+@pytest.fixture
 def mock_cloud(seed):
     """The catalog seed with a Mock cloud that boots and deletes at once."""
     set_setting("mock_boot_delay_s", 0)
@@ -60,7 +81,11 @@ def set_setting(key: str, value) -> None:
 
 
 def request_mock(**overrides) -> Instance:
-    return request_instance(**{**MOCK_REQUEST, **overrides})
+    """A Mock request as the API makes one: it commits, so its provision has run (eagerly) when this returns."""
+    with run_on_commit():
+        instance = request_instance(**{**MOCK_REQUEST, **overrides})
+    instance.refresh_from_db()
+    return instance
 
 
 def fresh(instance: Instance) -> Instance:

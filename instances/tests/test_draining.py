@@ -6,12 +6,19 @@ from django.utils import timezone
 from instances.draining import DRAIN_SETTLE_S, DrainRefused, drain_instance, finish_drain, sweep_drains
 from instances.models import Instance
 from instances.status import Status
-from instances.tests.factories import action_types, clock, fresh, make_instance, mock_cloud  # noqa: F401
+from instances.tests.factories import (  # noqa: F401 (fixtures)
+    action_types,
+    clock,
+    committed,
+    fresh,
+    make_instance,
+    mock_cloud,
+    run_on_commit,
+)
 from instances.tests.worker_factories import heartbeat_payload, post, register, worker_instance
 from monitoring.models import ActionLog, WorkerState
 
-# Real commits: the drain is finished by tasks enqueued on commit.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def draining_with_worker(clock, *, in_flight: int):
@@ -19,7 +26,8 @@ def draining_with_worker(clock, *, in_flight: int):
     instance, token = worker_instance(status=Status.READY)
     register(instance, token)
     post("heartbeat", heartbeat_payload(instance, in_flight=in_flight), token=token)
-    drain_instance(instance, reason="test", timeout_s=60)
+    with run_on_commit():  # the drain is finished by a task enqueued on commit
+        drain_instance(instance, reason="test", timeout_s=60)
     return fresh(instance), token
 
 
@@ -60,12 +68,13 @@ def test_it_does_not_trust_an_empty_heartbeat_sent_as_the_drain_began(mock_cloud
     assert fresh(instance).status == Status.DRAINING
 
 
-def test_it_terminates_a_draining_instance_when_the_drain_timeout_passes(mock_cloud, clock):
+def test_it_terminates_a_draining_instance_when_the_drain_timeout_passes(mock_cloud, clock, committed):
     instance, token = draining_with_worker(clock, in_flight=4)
     clock.advance(61)
     post("heartbeat", heartbeat_payload(instance, status="draining", in_flight=4), token=token)
 
-    assert sweep_drains() == 1
+    with committed():
+        assert sweep_drains() == 1
 
     assert fresh(instance).status == Status.TERMINATED
     complete = ActionLog.objects.get(instance_id=instance.pk, action_type="DRAIN_COMPLETE")
@@ -73,10 +82,11 @@ def test_it_terminates_a_draining_instance_when_the_drain_timeout_passes(mock_cl
     assert fresh(instance).deletion_reason == "drain timeout"
 
 
-def test_it_finishes_at_once_the_drain_of_a_machine_without_worker_agent(mock_cloud):
+def test_it_finishes_at_once_the_drain_of_a_machine_without_worker_agent(mock_cloud, committed):
     instance = make_instance(status=Status.READY)
 
-    drain_instance(instance, reason="test")
+    with committed():
+        drain_instance(instance, reason="test")
 
     assert fresh(instance).status == Status.TERMINATED
     steps = action_types(instance)

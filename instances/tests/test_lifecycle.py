@@ -1,18 +1,19 @@
 """The lifecycle end to end on the Mock cloud: request -> ready -> terminated -> archived, and reinstall.
 
-Real services, real Celery tasks (run eagerly), a real Mock cloud in the database. Transactional tests,
-because the services enqueue their tasks on commit.
+Real services, real Celery tasks (run eagerly, on commit: `committed()`), a real Mock cloud in the database.
 """
 
 import pytest
 
 from instances.lifecycle import InvalidTransition
+from instances.readiness import reinstall_instance
 from instances.status import Status
-from instances.services import archive_instance, reinstall_instance, terminate_instance
 from instances.sweeps import TERMINATOR_GRACE_S, sweep_terminating
+from instances.termination import archive_instance, terminate_instance
 from instances.tests.factories import (  # noqa: F401 (fixtures)
     action_types,
     clock,
+    committed,
     fresh,
     mock_cloud,
     request_mock,
@@ -21,7 +22,7 @@ from instances.tests.factories import (  # noqa: F401 (fixtures)
 )
 from monitoring.models import ActionLog
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 CREATE_TO_READY = [
     "REQUEST_CREATE", "EXECUTE_CREATE", "PROVIDER_CREATE", "PERSIST_PROVIDER_ID", "PROVIDER_START",
@@ -56,10 +57,11 @@ def test_a_ready_instance_knows_its_server_address_and_price(mock_cloud):
     assert server.name == f"inventiv-{instance.pk}"
 
 
-def test_terminating_a_ready_instance_deletes_its_server_and_volumes(mock_cloud, admin_user):
+def test_terminating_a_ready_instance_deletes_its_server_and_volumes(mock_cloud, admin_user, committed):
     instance = request_mock()
 
-    terminate_instance(instance, reason="operator request", actor=admin_user)
+    with committed():
+        terminate_instance(instance, reason="operator request", actor=admin_user)
 
     instance = fresh(instance)
     assert instance.status == Status.TERMINATED
@@ -71,16 +73,18 @@ def test_terminating_a_ready_instance_deletes_its_server_and_volumes(mock_cloud,
     assert server.deleted_at is not None and server.volumes_deleted_at is not None
 
 
-def test_termination_stays_pending_while_the_provider_still_lists_the_server(mock_cloud, clock):
+def test_termination_stays_pending_while_the_provider_still_lists_the_server(mock_cloud, clock, committed):
     set_setting("mock_deletion_delay_s", 15)
     instance = request_mock()
 
-    terminate_instance(instance, reason="scale down")
+    with committed():
+        terminate_instance(instance, reason="scale down")
     assert fresh(instance).status == Status.TERMINATING
     assert action_types(instance)[-1] == "TERMINATION_PENDING"
 
     clock.advance(TERMINATOR_GRACE_S + 1)
-    sweep_terminating()
+    with committed():
+        sweep_terminating()
 
     instance = fresh(instance)
     assert instance.status == Status.TERMINATED
@@ -90,33 +94,37 @@ def test_termination_stays_pending_while_the_provider_still_lists_the_server(moc
     ]
 
 
-def test_an_instance_without_a_server_is_terminated_at_once(mock_cloud):
+def test_an_instance_without_a_server_is_terminated_at_once(mock_cloud, committed):
     rejected = request_mock(zone="nowhere-1")
 
-    terminate_instance(rejected, reason="cleanup")
+    with committed():
+        terminate_instance(rejected, reason="cleanup")
 
     assert fresh(rejected).status == Status.TERMINATED
     assert action_types(rejected) == ["REQUEST_CREATE", "REQUEST_TERMINATE", "INSTANCE_TERMINATED"]
 
 
-def test_terminating_twice_changes_nothing_the_second_time(mock_cloud):
+def test_terminating_twice_changes_nothing_the_second_time(mock_cloud, committed):
     instance = request_mock()
-    terminate_instance(instance, reason="first")
+    with committed():
+        terminate_instance(instance, reason="first")
     logged = action_types(instance)
 
-    again = terminate_instance(instance, reason="second")
+    with committed():
+        again = terminate_instance(instance, reason="second")
 
     assert again.status == Status.TERMINATED
     assert again.deletion_reason == "first"
     assert action_types(instance) == logged
 
 
-def test_only_a_terminated_instance_can_be_archived(mock_cloud):
+def test_only_a_terminated_instance_can_be_archived(mock_cloud, committed):
     instance = request_mock()
     with pytest.raises(InvalidTransition):
         archive_instance(instance)
 
-    terminate_instance(instance, reason="done")
+    with committed():
+        terminate_instance(instance, reason="done")
     archive_instance(instance)
 
     assert fresh(instance).status == Status.ARCHIVED
@@ -132,10 +140,11 @@ def test_a_rejected_request_can_be_archived_as_it_is(mock_cloud):
     assert fresh(rejected).status == Status.ARCHIVED
 
 
-def test_reinstalling_a_ready_instance_runs_the_health_path_again(mock_cloud, admin_user):
+def test_reinstalling_a_ready_instance_runs_the_health_path_again(mock_cloud, admin_user, committed):
     instance = request_mock()
 
-    reinstall_instance(instance, actor=admin_user)
+    with committed():
+        reinstall_instance(instance, actor=admin_user)
 
     assert fresh(instance).status == Status.READY
     assert action_types(instance)[len(CREATE_TO_READY):] == [

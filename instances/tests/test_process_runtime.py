@@ -12,10 +12,11 @@ import requests
 from django.utils import timezone
 
 from instances.credentials import engine_api_key
+from instances.freshness import is_worker_fresh
+from instances.lost_workers import sweep_lost_heartbeats
 from instances.status import ErrorCode, Status
-from instances.services import terminate_instance
+from instances.termination import terminate_instance
 from instances.tests.factories import action_types, fresh, mock_cloud, request_mock, set_setting  # noqa: F401
-from instances.workers import is_worker_fresh, sweep_lost_heartbeats
 from monitoring.models import WorkerState
 from providers import mock_process
 from providers.models import MockServer

@@ -6,10 +6,11 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from catalog.runtime_settings import get_setting
-from instances.lifecycle import InvalidTransition, transition
+from instances.lifecycle import InvalidTransition, Move, UnitOfWork, transition
 from instances.models import Instance
-from instances.status import Status
-from instances.services import provision_instance, terminate_instance
+from instances.provisioning import provision_instance
+from instances.status import JUST_BOOTED, Status
+from instances.termination import terminate_instance
 from instances.tests.factories import (  # noqa: F401 (fixtures)
     action_types,
     fresh,
@@ -21,7 +22,11 @@ from monitoring.models import ActionLog
 from monitoring.services import new_action
 from providers.mock import MockProvider, inject_fault
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
+# The queries a provision costs in production (its own BEGIN and COMMIT; runtime settings from the process's
+# cache, which a transaction bypasses) are seen only outside a test's transaction: the tests that count
+# them commit for real.
+COUNTS_REAL_QUERIES = pytest.mark.django_db(transaction=True)
 
 STEPS = ["PROVIDER_CREATE", "PERSIST_PROVIDER_ID", "PROVIDER_START", "PROVIDER_GET_IP"]
 # A Mock provision from claim to ready: claim (with the machine's credentials) and load (2); the run's row
@@ -67,6 +72,7 @@ def test_a_power_on_error_that_never_clears_still_logs_every_attempt(mock_cloud)
     assert counts == {"PROVIDER_CREATE": 1, "PERSIST_PROVIDER_ID": 1, "PROVIDER_START": 6, "PROVIDER_GET_IP": 0}
 
 
+@COUNTS_REAL_QUERIES
 def test_provisioning_a_mock_instance_takes_a_bounded_number_of_queries(mock_cloud, django_assert_max_num_queries):
     instance = make_instance(status=Status.PROVISIONING, with_server=False)
     get_setting("provision_requeue_after_s")  # runtime settings are read once per process, not per provision
@@ -92,6 +98,7 @@ def test_only_a_retry_asks_the_provider_for_a_server_an_earlier_attempt_left(moc
     assert fresh(instance).status == Status.READY
 
 
+@COUNTS_REAL_QUERIES
 def test_booting_and_ready_in_one_provision_are_one_update_and_one_insert(mock_cloud):
     instance = make_instance(status=Status.PROVISIONING, with_server=False)
 
@@ -108,9 +115,9 @@ def test_booting_and_ready_in_one_provision_are_one_update_and_one_insert(mock_c
 def test_a_move_writes_the_rows_of_what_led_to_it_first_and_them_alone_when_there_is_no_move(mock_cloud):
     instance = make_instance(status=Status.PROVISIONING)
 
-    transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED",
+    transition(instance, Move(Status.BOOTING, "INSTANCE_CREATED"),
                steps=[new_action("PROVIDER_GET_IP", component=ORCH, instance_id=instance.pk)])
-    transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED",
+    transition(instance, Move(Status.BOOTING, "INSTANCE_CREATED"),
                steps=[new_action("HEALTH_CHECK", component=ORCH, instance_id=instance.pk)])
 
     assert action_types(instance) == ["PROVIDER_GET_IP", "INSTANCE_CREATED", "HEALTH_CHECK"]
@@ -121,30 +128,80 @@ def test_an_invalid_move_inside_a_transaction_leaves_that_transaction_usable(moc
 
     with transaction.atomic():
         with pytest.raises(InvalidTransition):
-            transition(instance, Status.ARCHIVED, action_type="ARCHIVE_INSTANCE")
-        moved = transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED")[1]
+            transition(instance, Move(Status.ARCHIVED, "ARCHIVE_INSTANCE"))
+        moved = transition(instance, Move(Status.BOOTING, "INSTANCE_CREATED"))[1]
 
     assert moved and fresh(instance).status == Status.BOOTING
 
 
-def test_a_second_move_in_the_same_transaction_reuses_the_locked_row(mock_cloud):
+def test_a_unit_of_work_writes_two_moves_with_one_locked_read_one_update_and_one_insert(mock_cloud):
+    instance = make_instance(status=Status.PROVISIONING)
+    held = [new_action("PROVIDER_GET_IP", component=ORCH, instance_id=instance.pk)]
+
+    with CaptureQueriesContext(connection) as queries, UnitOfWork(instance, steps=held) as work:
+        work.move(Move(Status.BOOTING, "INSTANCE_CREATED", fields={"public_ip": "10.0.0.7"}))
+        work.move(Move(Status.READY, "INSTANCE_READY"))
+
+    assert _statements(queries) == ["SELECT", "UPDATE", "INSERT"]
+    ready = fresh(instance)
+    assert (ready.status, ready.public_ip, ready.booted_at is not None, ready.ready_at is not None) == (
+        Status.READY, "10.0.0.7", True, True)
+    assert action_types(instance) == ["PROVIDER_GET_IP", "INSTANCE_CREATED", "INSTANCE_READY"]
+    assert held == []
+    assert (instance.status, instance.public_ip) == (Status.READY, "10.0.0.7")  # the caller's object follows
+
+
+def test_a_unit_of_work_that_fails_writes_nothing_and_keeps_its_held_rows(mock_cloud):
+    instance = make_instance(status=Status.PROVISIONING)
+    held = [new_action("PROVIDER_GET_IP", component=ORCH, instance_id=instance.pk)]
+
+    # In a caller's transaction (a savepoint here: the test's own transaction must stay usable).
+    with pytest.raises(RuntimeError), transaction.atomic(), UnitOfWork(instance, steps=held) as work:
+        work.move(Move(Status.BOOTING, "INSTANCE_CREATED"))
+        raise RuntimeError("the worker broke mid-way")
+
+    assert fresh(instance).status == Status.PROVISIONING and instance.status == Status.PROVISIONING
+    assert action_types(instance) == []
+    assert [row.action_type for row in held] == ["PROVIDER_GET_IP"]  # left for its held_actions() block
+
+
+def test_a_refused_move_in_a_unit_of_work_keeps_the_moves_before_it(mock_cloud):
     instance = make_instance(status=Status.PROVISIONING)
 
+    with pytest.raises(InvalidTransition), UnitOfWork(instance) as work:
+        work.move(Move(Status.BOOTING, "INSTANCE_CREATED"))
+        work.move(Move(Status.ARCHIVED, "ARCHIVE_INSTANCE"))
+
+    assert fresh(instance).status == Status.BOOTING
+    assert action_types(instance) == ["INSTANCE_CREATED"]
+
+
+def test_terminating_an_instance_that_is_gone_changes_nothing_and_leaves_the_transaction_usable(mock_cloud):
+    instance = make_instance(status=Status.READY, with_server=False)
+    Instance.objects.filter(pk=instance.pk).delete()
+
     with transaction.atomic():
-        booting, _ = transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED")
-        selects = _selects_during(lambda: transition(booting, Status.READY, action_type="INSTANCE_READY",
-                                                     already_locked=True))
+        terminate_instance(instance, reason="cleanup")
+        still_usable = Instance.objects.count()
 
-    assert selects == 0
-    ready = fresh(instance)
-    assert (ready.status, ready.booted_at is not None, ready.ready_at is not None) == (Status.READY, True, True)
-    assert action_types(instance) == ["INSTANCE_CREATED", "INSTANCE_READY"]
+    assert still_usable == 0
 
 
-def _selects_during(call) -> int:
-    with CaptureQueriesContext(connection) as queries:
-        call()
-    return sum(query["sql"].lstrip().upper().startswith("SELECT") for query in queries.captured_queries)
+def test_a_compare_and_set_move_leaves_an_instance_another_worker_moved_alone(mock_cloud):
+    instance = make_instance(status=Status.READY)
+
+    fresh_instance, moved = transition(instance, Move(Status.INSTALLING, "HEALTH_CHECK",
+                                                      allowed_from=JUST_BOOTED))
+
+    assert (moved, fresh_instance.status) == (False, Status.READY)
+    assert action_types(instance) == []
+
+
+def _statements(queries) -> list[str]:
+    """The first word of each statement, transaction control left out (a test's own transaction turns a
+    unit's BEGIN and COMMIT into savepoints, or into nothing)."""
+    words = [query["sql"].split()[0].upper() for query in queries.captured_queries]
+    return [word for word in words if word not in ("BEGIN", "COMMIT", "SAVEPOINT", "RELEASE", "ROLLBACK")]
 
 
 def test_an_instance_terminated_during_its_power_on_is_not_moved_on_and_its_steps_stay_logged(mock_cloud, monkeypatch):

@@ -1,27 +1,33 @@
 """Heartbeat-driven readiness, staleness for routing and HEARTBEAT_LOST. The clock is faked where time matters."""
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 
-from instances.lifecycle import transition
+from instances.freshness import is_worker_fresh, stale_after_s, with_fresh_worker
+from instances.lifecycle import Move, transition
+from instances.lost_workers import sweep_lost_heartbeats
 from instances.models import Instance
+from instances.readiness import check_instance_health
 from instances.status import ErrorCode, Status
 from instances.sweeps import sweep_startup_health
 from instances.tasks import sweep_lost_heartbeats_task
 from instances.tests.factories import (  # noqa: F401 (fixtures)
     action_types,
     clock,
+    committed,
     fresh,
     make_instance,
     mock_cloud,
 )
 from instances.tests.worker_factories import MODEL, heartbeat, register, worker_instance
-from instances.workers import is_worker_fresh, stale_after_s, sweep_lost_heartbeats, with_fresh_worker
 from monitoring.models import ActionLog, HeartbeatSample
 from monitoring.tasks import downsample_heartbeats_task
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 INTERVAL_S = 5  # the seeded heartbeat_interval_s
 STALE_MISSED = 3  # the seeded heartbeat_stale_missed
@@ -78,6 +84,9 @@ def test_a_worker_serving_another_model_does_not_make_the_instance_ready(agent_m
     assert "INSTANCE_READY" not in action_types(instance)
 
 
+# Counted outside a test's transaction, as in production (inside one, runtime settings skip the process's
+# cache and cost a query each).
+@pytest.mark.django_db(transaction=True)
 def test_later_ready_heartbeats_change_nothing_and_cost_at_most_three_queries(agent_machines):
     instance, token = worker_instance(status=Status.STARTING)
     register(instance, token)
@@ -115,7 +124,7 @@ def test_a_worker_registered_during_provisioning_moves_its_instance_on_at_the_ne
     instance, token = worker_instance(status=Status.PROVISIONING)
     register(instance, token)
     assert fresh(instance).status == Status.PROVISIONING
-    transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED")
+    transition(instance, Move(Status.BOOTING, "INSTANCE_CREATED"))
 
     heartbeat(instance, token, status="starting")
 
@@ -126,12 +135,49 @@ def test_the_health_sweep_promotes_a_machine_whose_ready_heartbeat_came_before_i
     instance, token = worker_instance(status=Status.PROVISIONING)
     register(instance, token)
     heartbeat(instance, token, status="ready")
-    transition(instance, Status.BOOTING, action_type="INSTANCE_CREATED")
+    transition(instance, Move(Status.BOOTING, "INSTANCE_CREATED"))
 
     sweep_startup_health()
 
     assert fresh(instance).status == Status.READY
     assert _metadata(instance, "INSTANCE_READY")["via"] == "health sweep"
+
+
+# What each word that a machine serves is logged as, right before INSTANCE_READY.
+READY_EVIDENCE = {"provider": ["HEALTH_CHECK"], "heartbeat": ["WORKER_VLLM_HTTP_OK", "WORKER_MODEL_LOADED"]}
+
+
+@pytest.mark.parametrize("word", ["provider", "heartbeat"])
+def test_the_provider_and_the_heartbeat_make_an_instance_ready_the_same_way(mock_cloud, settings, word):
+    if word == "heartbeat":
+        settings.INVENTIV_MOCK_RUNTIME = "process"  # its readiness comes from its worker agent
+    instance, token = worker_instance(status=Status.STARTING)
+    if word == "heartbeat":
+        register(instance, token)
+        # A sweep holds the instance meanwhile: the move to ready lets go of it all the same.
+        Instance.objects.filter(pk=instance.pk).update(claimed_until=timezone.now() + timedelta(minutes=1))
+
+    def say_ready():
+        if word == "provider":
+            check_instance_health(instance.pk)  # a Mock machine of the `none` runtime: its server runs
+        else:
+            heartbeat(instance, token, status="ready")
+
+    say_ready()
+    logged = action_types(instance)
+    say_ready()
+
+    ready = fresh(instance)
+    assert (ready.status, ready.ready_at is not None, ready.claimed_until) == (Status.READY, True, None)
+    assert action_types(instance) == logged  # the second word changes nothing
+    checks = READY_EVIDENCE[word]
+    assert logged[-len(checks) - 1:] == [*checks, "INSTANCE_READY"]
+    *evidence, moved = ActionLog.objects.filter(instance_id=instance.pk).order_by("id")[len(logged) - len(checks) - 1:]
+    assert [(row.instance_status_before, row.instance_status_after) for row in evidence] == [
+        (Status.STARTING, Status.STARTING)] * len(checks)
+    assert (moved.instance_status_before, moved.instance_status_after) == (Status.STARTING, Status.READY)
+    assert {row.component for row in [*evidence, moved]} == {"orchestrator" if word == "provider" else "worker"}
+    assert all(row.metadata == moved.metadata for row in evidence)
 
 
 def test_the_health_sweep_does_not_make_an_agent_machine_ready_from_its_server_alone(agent_machines):
@@ -160,7 +206,7 @@ def test_a_worker_is_stale_once_it_missed_three_heartbeats(agent_machines, clock
     assert fresh(instance).status == Status.READY  # stale only for routing until the grace passes
 
 
-def test_a_worker_silent_past_the_grace_fails_its_instance_which_is_terminated(agent_machines, clock):
+def test_a_worker_silent_past_the_grace_fails_its_instance_which_is_terminated(agent_machines, clock, committed):
     instance, token = worker_instance(status=Status.STARTING)
     register(instance, token)
     heartbeat(instance, token)
@@ -168,7 +214,8 @@ def test_a_worker_silent_past_the_grace_fails_its_instance_which_is_terminated(a
     clock.advance(GRACE_S - 1)
     assert sweep_lost_heartbeats() == 0
     clock.advance(2)
-    assert sweep_lost_heartbeats_task.delay().get() == 1
+    with committed():
+        assert sweep_lost_heartbeats_task.delay().get() == 1
 
     instance = fresh(instance)
     assert (instance.status, instance.error_code) == (Status.TERMINATED, ErrorCode.HEARTBEAT_LOST)
@@ -177,11 +224,12 @@ def test_a_worker_silent_past_the_grace_fails_its_instance_which_is_terminated(a
     assert _metadata(instance, "HEARTBEAT_LOST")["grace_s"] == GRACE_S
 
 
-def test_a_draining_machine_that_never_sent_a_heartbeat_is_lost_after_the_grace_too(agent_machines, clock):
+def test_a_draining_machine_that_never_sent_a_heartbeat_is_lost_after_the_grace_too(agent_machines, clock, committed):
     instance, _ = worker_instance(status=Status.DRAINING)
 
     clock.advance(GRACE_S + 1)
-    sweep_lost_heartbeats()
+    with committed():
+        sweep_lost_heartbeats()
 
     assert fresh(instance).error_code == ErrorCode.HEARTBEAT_LOST
     assert "never sent one" in fresh(instance).error_message

@@ -9,10 +9,13 @@ from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, R
 from instances.credentials import engine_api_key, mint_credentials, verify_worker_token
 from instances.models import Instance
 from instances.status import ErrorCode, Status
-from instances.services import provision_instance, request_instance
+from instances.termination import terminate_instance
+from instances.provisioning import provision_instance
+from instances.requests import request_instance
 from instances.tests.factories import (  # noqa: F401 (fixtures)
     MOCK_REQUEST,
     action_types,
+    committed,
     create_mock_server,
     fresh,
     make_instance,
@@ -24,7 +27,7 @@ from monitoring.models import ActionLog
 from providers.mock import inject_fault
 from providers.models import MockServer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def _deactivate(model, **lookup):
@@ -203,13 +206,16 @@ def test_a_provision_with_a_stored_server_id_skips_the_create(mock_cloud):
     assert Instance.objects.values_list("worker_token_hash", "engine_api_key_encrypted").get(pk=instance.pk) == stored
 
 
-def test_a_provider_without_credentials_fails_with_missing_credentials(mock_cloud, monkeypatch):
+def test_a_provider_without_credentials_fails_with_missing_credentials(mock_cloud, monkeypatch, committed):
     for name in ("SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID"):
         monkeypatch.delenv(name, raising=False)
         monkeypatch.delenv(f"{name}_FILE", raising=False)
 
-    instance = fresh(request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-1-24G",
-                                      model="Qwen/Qwen2.5-0.5B-Instruct"))
+    with committed():
+        instance = request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-1-24G",
+                                    model="Qwen/Qwen2.5-0.5B-Instruct")
+
+    instance = fresh(instance)
 
     assert (instance.status, instance.error_code) == (Status.PROVISIONING_FAILED,
                                                       ErrorCode.MISSING_PROVIDER_CREDENTIALS)
@@ -253,9 +259,12 @@ def scaleway_cloud(mock_cloud, monkeypatch):
         yield fake
 
 
-def test_a_scaleway_machine_boots_with_cloud_init_and_waits_for_its_worker_agent(scaleway_cloud):
-    instance = fresh(request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-2-24G",
-                                      model="Qwen/Qwen2.5-7B-Instruct"))
+def test_a_scaleway_machine_boots_with_cloud_init_and_waits_for_its_worker_agent(scaleway_cloud, committed):
+    with committed():
+        instance = request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-2-24G",
+                                    model="Qwen/Qwen2.5-7B-Instruct")
+
+    instance = fresh(instance)
 
     # Machines that run the worker agent become ready by heartbeat, not by the provider's word.
     assert instance.status == Status.INSTALLING
@@ -268,12 +277,12 @@ def test_a_scaleway_machine_boots_with_cloud_init_and_waits_for_its_worker_agent
     assert action_types(instance)[-2:] == ["INSTANCE_CREATED", "HEALTH_CHECK"]
 
 
-def test_a_scaleway_machine_is_deleted_with_its_volumes_on_terminate(scaleway_cloud):
-    from instances.services import terminate_instance
-
-    instance = request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-1-24G",
-                                model="Qwen/Qwen2.5-0.5B-Instruct")
-    terminate_instance(instance, reason="test")
+def test_a_scaleway_machine_is_deleted_with_its_volumes_on_terminate(scaleway_cloud, committed):
+    with committed():
+        instance = request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-1-24G",
+                                    model="Qwen/Qwen2.5-0.5B-Instruct")
+    with committed():
+        terminate_instance(instance, reason="test")
 
     instance = fresh(instance)
     assert instance.status == Status.TERMINATED

@@ -4,14 +4,14 @@ import uuid
 
 import pytest
 
-from instances.lifecycle import transition
+from instances.claims import claimed_batches
+from instances.lifecycle import Move, transition
 from instances.models import Instance, OrphanServer
+from instances.orphans import sweep_orphans
 from instances.status import ErrorCode, Status
 from instances.sweeps import (
     TERMINATOR_GRACE_S,
-    claimed_batches,
     sweep_lost_provisions,
-    sweep_orphans,
     sweep_startup_health,
     sweep_terminating,
     sweep_watchdog,
@@ -19,6 +19,7 @@ from instances.sweeps import (
 from instances.tests.factories import (  # noqa: F401 (fixtures)
     action_types,
     clock,
+    committed,
     create_mock_server,
     fresh,
     make_instance,
@@ -31,7 +32,7 @@ from monitoring.models import ActionLog
 from providers.mock import inject_fault, vanish_server
 from providers.models import MockServer
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 STARTUP_TIMEOUT_S = 300  # the seeded startup_timeout_s
 
@@ -43,31 +44,35 @@ def _count(instance, action_type):
 # --- Startup health -------------------------------------------------------------------------
 
 
-def test_a_booting_machine_becomes_ready_at_the_sweep_once_its_boot_delay_passed(mock_cloud, clock):
+def test_a_booting_machine_becomes_ready_at_the_sweep_once_its_boot_delay_passed(mock_cloud, clock, committed):
     set_setting("mock_boot_delay_s", 20)
     instance = request_mock()
     assert fresh(instance).status == Status.BOOTING
 
-    sweep_startup_health()
+    with committed():
+        sweep_startup_health()
     assert fresh(instance).status == Status.BOOTING
 
     clock.advance(21)
-    sweep_startup_health()
+    with committed():
+        sweep_startup_health()
 
     assert fresh(instance).status == Status.READY
     assert action_types(instance)[-2:] == ["HEALTH_CHECK", "INSTANCE_READY"]
 
 
-def test_a_machine_that_does_not_boot_in_time_fails_and_is_terminated(mock_cloud, clock):
+def test_a_machine_that_does_not_boot_in_time_fails_and_is_terminated(mock_cloud, clock, committed):
     set_setting("mock_boot_delay_s", 3600)
     instance = request_mock()
 
     clock.advance(STARTUP_TIMEOUT_S - 1)
-    sweep_startup_health()
+    with committed():
+        sweep_startup_health()
     assert fresh(instance).status == Status.BOOTING
 
     clock.advance(2)
-    sweep_startup_health()
+    with committed():
+        sweep_startup_health()
 
     instance = fresh(instance)
     assert instance.status == Status.TERMINATED
@@ -77,12 +82,13 @@ def test_a_machine_that_does_not_boot_in_time_fails_and_is_terminated(mock_cloud
     assert servers_of(instance).get().deleted_at is not None
 
 
-def test_a_server_that_vanishes_while_booting_ends_the_instance_as_provider_deleted(mock_cloud, clock):
+def test_a_server_that_vanishes_while_booting_ends_the_instance_as_provider_deleted(mock_cloud, clock, committed):
     set_setting("mock_boot_delay_s", 30)
     instance = fresh(request_mock())
     vanish_server(instance.provider_server_id)
 
-    sweep_startup_health()
+    with committed():
+        sweep_startup_health()
 
     instance = fresh(instance)
     assert (instance.status, instance.error_code) == (Status.TERMINATED, ErrorCode.PROVIDER_DELETED)
@@ -123,7 +129,7 @@ def test_an_injected_vanish_fault_is_caught_by_the_watchdog_once_it_strikes(mock
 
 def _lose_the_terminate_task(instance):
     """An instance moved to terminating whose terminate task never ran (lost with its worker)."""
-    transition(instance, Status.TERMINATING, action_type="REQUEST_TERMINATE", fields={"deletion_reason": "test"})
+    transition(instance, Move(Status.TERMINATING, "REQUEST_TERMINATE", fields={"deletion_reason": "test"}))
 
 
 def test_an_instance_stuck_in_terminating_is_finished_by_the_sweep(mock_cloud, clock):
@@ -165,15 +171,17 @@ def test_the_terminator_waits_for_a_deletion_under_way_and_retries_no_more_than_
 # --- Lost provisions ------------------------------------------------------------------------
 
 
-def test_a_lost_provision_is_requeued_and_completes(mock_cloud, clock):
+def test_a_lost_provision_is_requeued_and_completes(mock_cloud, clock, committed):
     instance = make_instance(status=Status.PROVISIONING, with_server=False, progress_at=clock())
 
     clock.advance(29)
-    sweep_lost_provisions()
+    with committed():
+        sweep_lost_provisions()
     assert fresh(instance).status == Status.PROVISIONING
 
     clock.advance(2)
-    sweep_lost_provisions()
+    with committed():
+        sweep_lost_provisions()
 
     instance = fresh(instance)
     assert instance.status == Status.READY
@@ -182,14 +190,15 @@ def test_a_lost_provision_is_requeued_and_completes(mock_cloud, clock):
     assert servers_of(instance).count() == 1
 
 
-def test_requeues_are_capped_and_then_the_provision_fails(mock_cloud, clock):
+def test_requeues_are_capped_and_then_the_provision_fails(mock_cloud, clock, committed):
     set_setting("provision_max_requeues", 2)
     inject_fault("create_fails", permanent=False, remaining=None)
     instance = request_mock()
 
     for _ in range(3):
         clock.advance(31)
-        sweep_lost_provisions()
+        with committed():
+            sweep_lost_provisions()
 
     instance = fresh(instance)
     assert (instance.status, instance.error_code) == (Status.PROVISIONING_FAILED, ErrorCode.PROVIDER_CREATE_FAILED)
@@ -199,7 +208,8 @@ def test_requeues_are_capped_and_then_the_provision_fails(mock_cloud, clock):
     assert MockServer.objects.count() == 0
 
     clock.advance(31)
-    sweep_lost_provisions()
+    with committed():
+        sweep_lost_provisions()
     assert _count(instance, "REQUEUE_PROVISION") == 3
 
 

@@ -7,7 +7,7 @@ import tarfile
 import pytest
 from django.test import Client
 
-from instances.lifecycle import transition
+from instances.lifecycle import Move, transition
 from instances.status import ErrorCode, Status
 from instances.tests.factories import action_types, fresh, mock_cloud  # noqa: F401 (fixtures)
 from instances.tests.worker_factories import (
@@ -20,7 +20,7 @@ from instances.tests.worker_factories import (
 )
 from monitoring.models import ActionLog, HeartbeatSample, WorkerState
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 INSTANCE_HEADER = "HTTP_X_INVENTIV_INSTANCE_ID"
 
@@ -186,7 +186,7 @@ def test_the_heartbeat_answer_tells_the_worker_what_its_instance_status_asks(moc
 def test_an_instance_terminated_while_running_revokes_its_worker_at_the_next_heartbeat(mock_cloud):
     instance, token = worker_instance(status=Status.READY)
     register(instance, token)
-    transition(instance, Status.TERMINATED, action_type="INSTANCE_TERMINATED")
+    transition(instance, Move(Status.TERMINATED, "INSTANCE_TERMINATED"))
 
     assert heartbeat(instance, token).status_code == 401
 

@@ -9,7 +9,7 @@ from django.test import Client
 from instances.credentials import mint_credentials
 from instances.models import Instance
 from instances.status import Status
-from instances.tests.factories import make_instance
+from instances.tests.factories import make_instance, run_on_commit
 
 MODEL = "mock-echo"  # the seeded Mock model: its code is the name the engine serves
 
@@ -49,11 +49,13 @@ def heartbeat_payload(instance: Instance, status: str = "ready", **overrides) ->
 
 
 def post(path: str, payload, *, token: str | None, **headers):
-    """POST `payload` (a dict, or raw text) to /api/worker/<path> as the agent does."""
+    """POST `payload` (a dict, or raw text) to /api/worker/<path> as the agent does; what the request enqueued
+    on commit has run when this returns."""
     body = payload if isinstance(payload, (str, bytes)) else json.dumps(payload)
     if token is not None:
         headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    return Client().post(f"/api/worker/{path}", data=body, content_type="application/json", **headers)
+    with run_on_commit():
+        return Client().post(f"/api/worker/{path}", data=body, content_type="application/json", **headers)
 
 
 def register(instance: Instance, token: str, **overrides):

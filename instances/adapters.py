@@ -1,0 +1,83 @@
+"""What instances hand the cloud adapters: the adapter of a provider, and the spec of a machine to create.
+
+Adapters take plain data (providers/base.py); this is where an Instance becomes that data: the server's
+name and tags (so a retry or a sweep finds it again), its type and zone, and what the machine needs at
+start (its credentials and model, as cloud-init user data or the Mock runtime's environment).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from catalog.models import Provider
+from catalog.runtime_settings import get_setting
+from instances.credentials import ENV_ENGINE_API_KEY, ENV_WORKER_TOKEN, MintedCredentials
+from instances.models import Instance
+from providers.base import INVENTIV_TAG, CloudProvider, ProviderError, ServerInfo, ServerSpec, instance_tag, server_name
+from providers.cloudinit import render_user_data
+from providers.registry import get_provider
+
+# Where vLLM and the worker agent listen on a cloud machine (the adapters open these ports).
+ENGINE_PORT = 8000
+AGENT_PORT = 8081
+
+
+def adapter_for(provider: Provider) -> CloudProvider:
+    """The provider's adapter, configured from runtime settings (Mock delays) and the environment."""
+    options = {}
+    if provider.is_mock:
+        options = {"boot_delay_s": get_setting("mock_boot_delay_s"),
+                   "deletion_delay_s": get_setting("mock_deletion_delay_s"),
+                   "runtime": settings.INVENTIV_MOCK_RUNTIME}
+    try:
+        return get_provider(provider.adapter, **options)
+    except ImportError as exc:
+        raise ProviderError(f"the {provider.adapter} adapter cannot be loaded: {exc}") from None
+
+
+def server_spec(instance: Instance, credentials: MintedCredentials, *, may_exist: bool = True) -> ServerSpec:
+    """The server to create for `instance`, carrying `credentials` to the machine."""
+    instance_id = str(instance.pk)
+    env = {
+        "INVENTIV_INSTANCE_ID": instance_id,
+        "INVENTIV_CONTROL_PLANE_URL": settings.PUBLIC_URL,
+        "INVENTIV_MODEL": instance.model.code,
+        "INVENTIV_HEARTBEAT_INTERVAL_S": str(get_setting("heartbeat_interval_s")),
+        ENV_WORKER_TOKEN: credentials.worker_token,
+        ENV_ENGINE_API_KEY: credentials.engine_api_key,
+    }
+    return ServerSpec(
+        instance_id=instance_id, zone=instance.zone.code, commercial_type=instance.instance_type.code,
+        name=server_name(instance_id), tags=[INVENTIV_TAG, instance_tag(instance_id)],
+        user_data=_user_data(instance, env), allocation_params=dict(instance.instance_type.allocation_params),
+        runtime_env=env, may_exist=may_exist,
+    )
+
+
+def _user_data(instance: Instance, env: dict) -> str:
+    """Cloud-init that installs vLLM and the worker agent. The Mock hands `runtime_env` to its runtime instead."""
+    if instance.provider.is_mock:
+        return ""
+    params = instance.instance_type.allocation_params
+    if not params.get("vllm_image"):
+        raise ProviderError(f"instance type {instance.instance_type.code} has no vllm_image in its allocation "
+                            "parameters: set one in the catalog")
+    gpus = instance.instance_type.gpu_count
+    try:
+        return render_user_data(
+            instance_id=env["INVENTIV_INSTANCE_ID"], control_plane_url=env["INVENTIV_CONTROL_PLANE_URL"],
+            worker_token=env[ENV_WORKER_TOKEN], engine_api_key=env[ENV_ENGINE_API_KEY], model=instance.model.code,
+            served_model_name=instance.model.code, vllm_image=params["vllm_image"], agent_port=AGENT_PORT,
+            engine_port=ENGINE_PORT, engine_args=["--tensor-parallel-size", str(gpus)] if gpus > 1 else [],
+        )
+    except ValueError as exc:
+        raise ProviderError(f"the machine's cloud-init cannot be written: {exc}") from None
+
+
+def address_fields(server: ServerInfo) -> dict:
+    """Where the router reaches the machine, as the provider reports it: the instance fields to store."""
+    fields = {"public_ip": server.public_ip}
+    for port in ("agent_port", "engine_port"):
+        if server.metadata.get(port):
+            fields[port] = int(server.metadata[port])
+    return fields
