@@ -22,3 +22,12 @@ def exception_handler(exc, context):
         # The row went away between the view's lookup and the service's lock (deleted meanwhile).
         return Response({"detail": "Not found: it was deleted meanwhile."}, status=status.HTTP_404_NOT_FOUND)
     return drf_exception_handler(exc, context)
+
+
+def error_body(code: str, message: str, fields: dict | None = None) -> dict:
+    """The one error shape of the REST API (README, "API conventions"):
+    `{"error": {"code": ..., "message": ..., "fields": {name: reason}}}`, `fields` only when a field is at fault."""
+    error = {"code": code, "message": message}
+    if fields:
+        error["fields"] = fields
+    return {"error": error}
