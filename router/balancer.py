@@ -3,7 +3,7 @@ instance a session sticks to.
 
 Outstanding = this process's own in-flight requests to the instance + the engine's queue (`waiting`) at
 its last heartbeat. Other router processes' requests reach us only through that queue gauge, so
-replicas need no shared state (DESIGN.md §10).
+replicas need no shared state (README, The data plane).
 """
 
 from __future__ import annotations

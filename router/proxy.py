@@ -11,11 +11,11 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import aiohttp
 
 from router import errors
+from router.calls import Call
 from router.models import RequestTrace
 from router.runtime import RouterRuntime
 from router.streams import DONE_EVENT, SseRelay, usage_from_json
@@ -29,19 +29,6 @@ UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
 RETRYABLE_CLIENT_STATUSES = frozenset({401, 403})
 SSE_CONTENT_TYPE = "text/event-stream"
 MAX_ERROR_EXCERPT = 200
-
-
-@dataclass(slots=True)
-class Call:
-    """A validated client request, ready to forward."""
-
-    path: str
-    model: str
-    body: bytes
-    stream: bool
-    # The router added `stream_options.include_usage`; the usage event is not the client's to see.
-    strip_usage: bool
-    session_id: str | None
 
 
 async def forward(runtime: RouterRuntime, candidates: Sequence[Candidate], call: Call, trace: TraceRecord,

@@ -1,0 +1,45 @@
+"""The router's tunables in one frozen object, with their production defaults.
+
+One module of its own so that every part of the request path (runtime, hold, proxy) can read the
+configuration without importing each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from router import breaker, hold_queues, usage
+
+# A revoked key or a new ready instance takes effect within this (plus one database read).
+REFRESH_INTERVAL_S = 0.5
+# How long a request (or startup) waits for the first routing table before answering 503.
+FIRST_LOAD_TIMEOUT_S = 10.0
+MAX_ATTEMPTS = 3
+CONNECT_TIMEOUT_S = 3.0
+# Between two reads of one answer: generous, since a long non-streamed generation sends nothing until it ends.
+READ_TIMEOUT_S = 600.0
+MAX_BODY_BYTES = 16 * 1024 * 1024
+# What a 503 asks the client to wait when a known model has no ready instance.
+NO_INSTANCE_RETRY_AFTER_S = 5.0
+# Idle upstream connections are closed before the engine's own keep-alive (uvicorn's 5 s, aiohttp's 75 s)
+# would, so a pooled connection is rarely found dead.
+UPSTREAM_KEEPALIVE_S = 4.0
+# A held stream gets a comment line this often, so that clients and proxies see a live connection.
+HOLD_KEEPALIVE_S = 10.0
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    refresh_interval_s: float = REFRESH_INTERVAL_S
+    first_load_timeout_s: float = FIRST_LOAD_TIMEOUT_S
+    max_attempts: int = MAX_ATTEMPTS
+    connect_timeout_s: float = CONNECT_TIMEOUT_S
+    read_timeout_s: float = READ_TIMEOUT_S
+    max_body_bytes: int = MAX_BODY_BYTES
+    no_instance_retry_after_s: float = NO_INSTANCE_RETRY_AFTER_S
+    breaker_threshold: int = breaker.FAILURE_THRESHOLD
+    breaker_cooldown_s: float = breaker.COOLDOWN_S
+    flush_interval_s: float = usage.FLUSH_INTERVAL_S
+    flush_batch: int = usage.FLUSH_BATCH
+    hold_keepalive_s: float = HOLD_KEEPALIVE_S
+    hold_report_interval_s: float = hold_queues.HOLD_REPORT_INTERVAL_S
