@@ -169,11 +169,20 @@ def test_it_queues_requests_beyond_max_num_seqs_and_reports_them_waiting(sim):
                     await response.read()
                     return response.status
 
+            async def gauges() -> dict[str, float]:
+                async with session.get(sim.url + "/metrics") as response:
+                    return {s.name: s.value for s in parse_prometheus_text(await response.text())}
+
             tasks = [asyncio.create_task(one()) for _ in range(7)]
-            await asyncio.sleep(0.25)
-            async with session.get(sim.url + "/metrics") as response:
-                text = await response.text()
-            return ({s.name: s.value for s in parse_prometheus_text(text)}, await asyncio.gather(*tasks))
+            # Wait until all seven arrived (the first four still generate for 0.5 s), not for a fixed time.
+            deadline = asyncio.get_running_loop().time() + 5
+            while True:
+                during = await gauges()
+                if during["vllm:num_requests_running"] + during["vllm:num_requests_waiting"] == 7:
+                    break
+                assert asyncio.get_running_loop().time() < deadline, "the seven requests never all arrived"
+                await asyncio.sleep(0.01)
+            return during, await asyncio.gather(*tasks)
 
     during, statuses = asyncio.run(load())
     assert statuses == [200] * 7
@@ -205,7 +214,8 @@ def test_its_runtime_config_rejects_unknown_or_invalid_settings(sim):
     assert call(sim, "/sim/config", {"colour": 1})[0] == 400
     assert call(sim, "/sim/config", {"max_num_seqs": 0})[0] == 400
     status, body = call(sim, "/sim/config", {"max_num_seqs": 8, "tokens_per_second": 50})
-    assert status == 200 and json.loads(body) == {"ttft": 0.0, "tokens_per_second": 50.0, "max_num_seqs": 8}
+    assert status == 200 and json.loads(body) == {"ttft": 0.0, "prefill_tokens_per_second": 4000.0,
+                                                  "tokens_per_second": 50.0, "max_num_seqs": 8}
 
 
 @pytest.mark.slow
@@ -213,10 +223,13 @@ def test_its_cli_keeps_the_port_closed_while_loading_and_exits_0_on_sigterm():
     port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "worker_agent.simulator", "--model", "m", "--port", str(port), "--load-time", "0.8"],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )
     try:
-        time.sleep(0.3)
+        # Once it says it loads, it has 0.8 s of loading ahead: the port must still be closed.
+        for line in process.stdout:
+            if "Loading model" in line:
+                break
         assert not port_open(port)
         wait_for(lambda: port_open(port), timeout=10, message="the simulator to listen")
         process.send_signal(signal.SIGTERM)
