@@ -274,6 +274,12 @@ ROUTER_KEY_BUDGET_CHECK = "finops.selectors.keys_over_budget"
 # Dotted paths again, for the same reason; empty: no request is held.
 ROUTER_POOL_DIRECTORY = "autoscaling.selectors.pools_for_routing"
 ROUTER_POOL_WAKE = "autoscaling.services.report_held_requests"
+# How the router picks among a model's ready instances: "cache-aware" (the instance most likely to hold
+# the prompt's prefix in its KV cache, within a load bound), "least-loaded" or "round-robin".
+ROUTER_ROUTINGS = ("cache-aware", "least-loaded", "round-robin")
+ROUTER_ROUTING = env_str("ROUTER_ROUTING", "cache-aware")
+if ROUTER_ROUTING not in ROUTER_ROUTINGS:
+    raise ImproperlyConfigured(f"ROUTER_ROUTING={ROUTER_ROUTING!r} is not one of {', '.join(ROUTER_ROUTINGS)}")
 
 # --- Mock cloud -----------------------------------------------------------------------------
 # "none": servers are simulated only (readiness = the server runs), for scale tests with thousands of

@@ -26,8 +26,9 @@ from router import errors
 from router.hold import ClientLeft, HeldStream, hold
 from router.keys import KeyEntry, hash_key
 from router.models import RequestTrace
+from router.balancer import CACHE_AWARE
 from router.calls import ROUTES, parse_call
-from router.config import RouterConfig
+from router.config import RouterConfig, config_from_settings
 from router.proxy import forward
 from router.runtime import RouterRuntime
 from router.usage import TraceRecord
@@ -55,7 +56,7 @@ class RouterApp:
     """An ASGI app; its runtime (caches, tasks, upstream session) is made per event loop on first use."""
 
     def __init__(self, config: RouterConfig | None = None) -> None:
-        self.config = config or RouterConfig()
+        self.config = config or config_from_settings()
         self._runtimes: dict[asyncio.AbstractEventLoop, RouterRuntime] = {}
 
     def runtime(self) -> RouterRuntime:
@@ -125,7 +126,7 @@ class RouterApp:
                             outcome=Outcome.OK, created_at=timezone.now(), latency_ms=0.0)
         held: HeldStream | None = None
         try:
-            call = parse_call(path, body, session_id)
+            call = parse_call(path, body, session_id, with_prefix=runtime.balancer.policy == CACHE_AWARE)
             trace.model, trace.stream = call.model, call.stream
             if call.model not in runtime.table.known_models:
                 raise errors.model_not_found(call.model)

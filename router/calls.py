@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 
 from router import errors
+from router.prefixes import NO_PREFIX, Prefix, chat_prefix, text_prefix
 
 # Each generation route, with the field its body must carry.
 ROUTES = {
@@ -28,9 +29,11 @@ class Call:
     # The router added `stream_options.include_usage`; the usage event is not the client's to see.
     strip_usage: bool
     session_id: str | None
+    # The prompt's blocks, for cache-aware routing (NO_PREFIX when not asked for, or for embeddings).
+    prefix: Prefix = NO_PREFIX
 
 
-def parse_call(path: str, body: bytes, session_id: str | None) -> Call:
+def parse_call(path: str, body: bytes, session_id: str | None, *, with_prefix: bool = False) -> Call:
     """Check what the router relies on; the engine checks the rest and its 400s are relayed."""
     try:
         payload = json.loads(body)
@@ -60,4 +63,8 @@ def parse_call(path: str, body: bytes, session_id: str | None) -> Call:
             payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
             body = json.dumps(payload).encode()
             strip_usage = True
-    return Call(path=path, model=model, body=body, stream=stream, strip_usage=strip_usage, session_id=session_id)
+    prefix = NO_PREFIX
+    if with_prefix:
+        prefix = chat_prefix(value) if field == "messages" else text_prefix(value) if field == "prompt" else NO_PREFIX
+    return Call(path=path, model=model, body=body, stream=stream, strip_usage=strip_usage, session_id=session_id,
+                prefix=prefix)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from router import breaker, hold_queues, usage
+from django.conf import settings
+
+from router import balancer, breaker, hold_queues, prefixes, usage
 
 # A revoked key or a new ready instance takes effect within this (plus one database read).
 REFRESH_INTERVAL_S = 0.5
@@ -43,3 +45,14 @@ class RouterConfig:
     flush_batch: int = usage.FLUSH_BATCH
     hold_keepalive_s: float = HOLD_KEEPALIVE_S
     hold_report_interval_s: float = hold_queues.HOLD_REPORT_INTERVAL_S
+    # How the balancer picks among ready instances (router/balancer.py): cache-aware, least-loaded or
+    # round-robin.
+    routing: str = balancer.CACHE_AWARE
+    prefix_blocks_per_instance: int = prefixes.BLOCKS_PER_INSTANCE
+    prefix_load_factor: float = balancer.PREFIX_LOAD_FACTOR
+    prefix_load_slack: float = balancer.PREFIX_LOAD_SLACK
+
+
+def config_from_settings() -> RouterConfig:
+    """The production configuration: the defaults, with what settings (the environment) chose."""
+    return RouterConfig(routing=settings.ROUTER_ROUTING)

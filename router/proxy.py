@@ -38,7 +38,7 @@ async def forward(runtime: RouterRuntime, candidates: Sequence[Candidate], call:
     balancer = runtime.balancer
     tried: list[str] = []
     for attempt in range(runtime.config.max_attempts):
-        picked = balancer.pick(candidates, session_id=call.session_id, exclude=tried)
+        picked = balancer.pick(candidates, session_id=call.session_id, prefix=call.prefix, exclude=tried)
         if picked is None:
             break
         candidate, reason = picked

@@ -25,6 +25,7 @@ from router.hold_queues import HoldQueues
 from router.keys import KeyEntry, load_key_index
 from router.limits import RateLimiter
 from router.pools import PoolEntry, load_pool_directory
+from router.prefixes import PrefixIndex
 from router.table import EMPTY_TABLE, RoutingTable, load_routing_table
 from router.usage import UsageRecorder
 
@@ -53,7 +54,11 @@ class RouterRuntime:
         self.pools: dict[str, PoolEntry] = {}
         self.loaded = False
         self.breakers = CircuitBreakers(threshold=config.breaker_threshold, cooldown_s=config.breaker_cooldown_s)
-        self.balancer = Balancer(self.breakers)
+        self.balancer = Balancer(
+            self.breakers, policy=config.routing, load_factor=config.prefix_load_factor,
+            load_slack=config.prefix_load_slack,
+            prefixes=PrefixIndex(blocks_per_instance=config.prefix_blocks_per_instance),
+        )
         self.limiter = RateLimiter()
         self.usage = UsageRecorder(run_sync=self.run_sync, flush_interval_s=config.flush_interval_s,
                                    batch_size=config.flush_batch)
@@ -111,6 +116,8 @@ class RouterRuntime:
 
     async def refresh(self) -> None:
         keys, table, pools = await self.run_sync(load_snapshot)
+        if table.candidates != self.table.candidates:
+            self.balancer.retain({c.instance_id for cands in table.candidates.values() for c in cands})
         self.keys, self.table = keys, table
         if pools is not None:  # None: the directory failed this time; keep the last one
             self.pools = pools
