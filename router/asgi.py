@@ -63,7 +63,7 @@ class RouterApp:
         loop = asyncio.get_running_loop()
         runtime = self._runtimes.get(loop)
         if runtime is None:
-            runtime = self._runtimes[loop] = RouterRuntime(self.config)
+            runtime = self._runtimes[loop] = RouterRuntime.from_settings(self.config)
             runtime.start()
         return runtime
 
@@ -134,7 +134,7 @@ class RouterApp:
                 raise errors.model_not_allowed(call.model)
             if key.over_budget:
                 raise errors.budget_exceeded()
-            refused = runtime.limiter.admit(key)
+            refused = await runtime.limits.admit(key)
             if refused is not None:
                 limit, wait = refused
                 raise errors.rate_limited(f"This API key reached its {limit} limit; retry in {wait:.0f} s.",
@@ -171,8 +171,8 @@ class RouterApp:
                 trace.status_code, trace.outcome = CLIENT_CLOSED_REQUEST, Outcome.CLIENT_DISCONNECTED
                 trace.latency_ms = (time.perf_counter() - started) * 1000
             runtime.usage.record(trace)
-            if trace.prompt_tokens is not None:
-                runtime.limiter.add_tokens(key, trace.prompt_tokens + (trace.completion_tokens or 0))
+            if trace.prompt_tokens is not None and key.tokens_per_minute is not None:
+                await runtime.limits.add_tokens(key, trace.prompt_tokens + (trace.completion_tokens or 0))
 
 
 def _outcome_of(error: errors.ApiError) -> str:

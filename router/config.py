@@ -12,8 +12,12 @@ from django.conf import settings
 
 from router import balancer, breaker, hold_queues, prefixes, usage
 
-# A revoked key or a new ready instance takes effect within this (plus one database read).
+# Without pushed changes (no Redis, or a change made in another process), a revoked key or a new ready
+# instance takes effect within this (plus one database read).
 REFRESH_INTERVAL_S = 0.5
+# While pushed changes arrive (router/changes.py), the reload that catches what no push carried: engine
+# queue gauges and worker freshness from heartbeats (every 5 s anyway), and any change a push missed.
+PUSHED_REFRESH_INTERVAL_S = 2.0
 # How long a request (or startup) waits for the first routing table before answering 503.
 FIRST_LOAD_TIMEOUT_S = 10.0
 MAX_ATTEMPTS = 3
@@ -33,6 +37,7 @@ HOLD_KEEPALIVE_S = 10.0
 @dataclass(frozen=True)
 class RouterConfig:
     refresh_interval_s: float = REFRESH_INTERVAL_S
+    pushed_refresh_interval_s: float = PUSHED_REFRESH_INTERVAL_S
     first_load_timeout_s: float = FIRST_LOAD_TIMEOUT_S
     max_attempts: int = MAX_ATTEMPTS
     connect_timeout_s: float = CONNECT_TIMEOUT_S

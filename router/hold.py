@@ -43,7 +43,7 @@ async def hold(runtime: RouterRuntime, call: Call, trace: TraceRecord, stream: H
     if pool is None or not pool.holds:
         raise errors.no_instance(call.model, retry_after_s=config.no_instance_retry_after_s)
     holds = runtime.holds
-    if not holds.enter(call.model, pool):
+    if not await holds.enter(call.model, pool):
         trace.error_message = f"pool {pool.pool} already holds {pool.queue_size} requests"
         raise errors.hold_queue_full(call.model, retry_after_s=config.no_instance_retry_after_s)
     loop = asyncio.get_running_loop()

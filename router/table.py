@@ -56,6 +56,16 @@ class RoutingTable:
         object.__setattr__(self, "routable", {model: cands for model, cands in routable.items() if cands})
 
 
+    def without(self, instance_ids: set[str]) -> RoutingTable:
+        """The same table less these instances (a drain pushed to the router, before the next reload)."""
+        if not any(c.instance_id in instance_ids for cands in self.candidates.values() for c in cands):
+            return self
+        candidates = {model: tuple(c for c in cands if c.instance_id not in instance_ids)
+                      for model, cands in self.candidates.items()}
+        return RoutingTable(candidates={model: cands for model, cands in candidates.items() if cands},
+                            known_models=self.known_models, ready_since=self.ready_since)
+
+
 EMPTY_TABLE = RoutingTable(candidates={}, known_models=frozenset())
 
 
