@@ -16,6 +16,7 @@ ROUTES = {
     "/v1/embeddings": "input",
 }
 STREAMING_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})
+PATH_BYTES = {path: path.encode() for path in ROUTES}
 
 
 @dataclass(slots=True)
@@ -31,6 +32,10 @@ class Call:
     session_id: str | None
     # The prompt's blocks, for cache-aware routing (NO_PREFIX when not asked for, or for embeddings).
     prefix: Prefix = NO_PREFIX
+
+    @property
+    def path_bytes(self) -> bytes:
+        return PATH_BYTES[self.path]
 
 
 def parse_call(path: str, body: bytes, session_id: str | None, *, with_prefix: bool = False) -> Call:

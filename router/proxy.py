@@ -12,9 +12,7 @@ import json
 import time
 from collections.abc import Sequence
 
-import aiohttp
-
-from router import errors
+from router import errors, upstream
 from router.calls import Call
 from router.models import RequestTrace
 from router.runtime import RouterRuntime
@@ -24,7 +22,7 @@ from router.usage import TraceRecord
 
 Outcome = RequestTrace.Outcome
 # What fails a connection or a read: refused, reset, closed early, timed out.
-UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+UPSTREAM_ERRORS = (*upstream.UPSTREAM_ERRORS, asyncio.TimeoutError)
 # The engine rejecting the router's own key is the router's (or the instance's) fault, not the client's.
 RETRYABLE_CLIENT_STATUSES = frozenset({401, 403})
 SSE_CONTENT_TYPE = "text/event-stream"
@@ -63,11 +61,8 @@ async def _attempt(runtime: RouterRuntime, candidate: Candidate, reason: str, ca
                    send, receive, started: float) -> bool:
     """One try on one instance: True once an answer was relayed, False to try another instance."""
     instance_id = candidate.instance_id
-    headers = {"Content-Type": "application/json"}
-    if candidate.authorization:
-        headers["Authorization"] = candidate.authorization
     try:
-        response = await runtime.session.post(candidate.base_url + call.path, data=call.body, headers=headers)
+        response = await runtime.upstream.post(candidate.endpoint, call.path_bytes, call.body)
     except UPSTREAM_ERRORS as exc:
         return _failed(runtime, instance_id, trace, f"connecting failed: {_describe(exc)}")
     try:
@@ -78,7 +73,7 @@ async def _attempt(runtime: RouterRuntime, candidate: Candidate, reason: str, ca
             except UPSTREAM_ERRORS:
                 excerpt = ""
             return _failed(runtime, instance_id, trace, f"the instance answered {status} {excerpt}".rstrip())
-        content_type = response.headers.get("Content-Type", "application/json")
+        content_type = response.content_type or "application/json"
         if call.stream and status == 200 and content_type.startswith(SSE_CONTENT_TYPE):
             return await _relay_stream(runtime, response, candidate, reason, call, trace, send, receive, started)
         try:
@@ -108,16 +103,15 @@ async def _attempt(runtime: RouterRuntime, candidate: Candidate, reason: str, ca
         response.release()
 
 
-async def _relay_stream(runtime: RouterRuntime, response: aiohttp.ClientResponse, candidate: Candidate,
+async def _relay_stream(runtime: RouterRuntime, response: upstream.Response, candidate: Candidate,
                         reason: str, call: Call, trace: TraceRecord, send, receive, started: float) -> bool:
     instance_id = candidate.instance_id
     relay = SseRelay(strip_usage=call.strip_usage)
-    content = response.content
     first = b""
     try:
         # The client hears nothing until the engine sent a whole event: until then, a retry is invisible.
         while not first:
-            chunk = await content.readany()
+            chunk = await response.readany()
             if not chunk:
                 response.close()
                 return _failed(runtime, instance_id, trace, "the stream ended before its first event")
@@ -145,7 +139,7 @@ async def _relay_stream(runtime: RouterRuntime, response: aiohttp.ClientResponse
                 response.close()
                 break
             try:
-                chunk = await content.readany()
+                chunk = await response.readany()
             except UPSTREAM_ERRORS as exc:
                 broken = f"the instance's stream broke: {_describe(exc)}"
                 break

@@ -1,6 +1,6 @@
 """The router's state in one process (one per event loop): the cached keys, routing table and pool
-directory (kept current by router/refresher.py, pushed to by router/changes.py), the upstream HTTP
-session, the balancer and breakers, limits, usage, and the requests held while a pool scales from zero.
+directory (kept current by router/refresher.py, pushed to by router/changes.py), the upstream
+connections (router/upstream.py), the balancer and breakers, limits, usage, and the requests held while a pool scales from zero.
 
 Nothing here touches the database from the event loop: reads and writes run on one dedicated thread
 (so a router process holds one database connection), and the request path only reads in-memory data.
@@ -19,7 +19,6 @@ import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
-import aiohttp
 from django.db import close_old_connections, connections
 
 from router import changes
@@ -36,6 +35,7 @@ from router.shared import SharedStore, shared_store
 from router.shared_holds import SharedHolds
 from router.shared_limits import Limits
 from router.table import EMPTY_TABLE, RoutingTable, load_routing_table
+from router.upstream import UpstreamPool
 from router.usage import UsageRecorder
 
 log = logging.getLogger(__name__)
@@ -73,7 +73,7 @@ class RouterRuntime:
         self.limits = Limits(store)
         self.usage = UsageRecorder(run_sync=self.run_sync, flush_interval_s=config.flush_interval_s,
                                    batch_size=config.flush_batch)
-        self.session: aiohttp.ClientSession | None = None
+        self.upstream: UpstreamPool | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-db")
         self._hook_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="router-hooks")
         self._hooks_used = False
@@ -93,19 +93,10 @@ class RouterRuntime:
         return cls(config, store=shared_store())
 
     def start(self) -> None:
-        """Open the upstream session and start the background tasks (call from the event loop)."""
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, keepalive_timeout=UPSTREAM_KEEPALIVE_S),
-            timeout=aiohttp.ClientTimeout(
-                total=None, sock_connect=self.config.connect_timeout_s, sock_read=self.config.read_timeout_s
-            ),
-            # Asking for no compression keeps answers readable (the router peeks at `usage`) and relays
-            # them byte for byte; clients are on the same network hop count as the router anyway.
-            skip_auto_headers=("Accept-Encoding",),
-            auto_decompress=False,
-            # Engines set no cookies, and a client's cookies are not ours to keep.
-            cookie_jar=aiohttp.DummyCookieJar(),
-        )
+        """Open the upstream connection pool and start the background tasks (call from the event loop)."""
+        config = self.config
+        self.upstream = UpstreamPool(connect_timeout_s=config.connect_timeout_s, read_timeout_s=config.read_timeout_s,
+                                     keepalive_s=UPSTREAM_KEEPALIVE_S)
         self._tasks.append(asyncio.create_task(self.refresher.run(), name="router-refresh"))
         if self.feed is not None:
             self._tasks.append(asyncio.create_task(self.feed.run(), name="router-changes"))
@@ -122,8 +113,8 @@ class RouterRuntime:
         await asyncio.gather(*self._tasks, self._flusher, return_exceptions=True)
         await self.holds.stop()
         await self.usage.flush()
-        if self.session is not None:
-            await self.session.close()
+        if self.upstream is not None:
+            await self.upstream.close()
         if self.feed is not None:
             await self.feed.close()
         if self.store is not None:

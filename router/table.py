@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from django.utils import timezone
 
@@ -22,6 +23,7 @@ from instances.credentials import engine_api_key
 from instances.models import Instance
 from instances.status import Status
 from monitoring.models import WorkerState
+from router.upstream import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,14 @@ class Candidate:
     # The engine's queue at its last heartbeat (0 without a worker).
     waiting: int = 0
     fresh: bool = True
+    # Where the upstream client connects, with the request head it sends (made from the fields above).
+    endpoint: Endpoint = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.endpoint is None:
+            address = urlsplit(self.base_url)
+            object.__setattr__(self, "endpoint", Endpoint.of(address.netloc.rsplit(":", 1)[0],
+                                                              address.port or 80, self.authorization))
 
 
 @dataclass(frozen=True)
