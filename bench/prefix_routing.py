@@ -204,7 +204,8 @@ def report(phases: dict[str, Phase], args) -> bool:
     print(f"  {'policy':<13} {'requests':>8} {'errors':>6} {'hit rate':>8} {'TTFT p50':>9} {'TTFT p95':>9} "
           f"{'req/s':>7} {'tokens/s':>9}  route reasons")
     for phase in phases.values():
-        reasons = ", ".join(f"{reason} {count}" for reason, count in Counter(t.reason for t in phase.turns).most_common())
+        counted = Counter(turn.reason for turn in phase.turns).most_common()
+        reasons = ", ".join(f"{reason} {count}" for reason, count in counted)
         print(f"  {phase.policy:<13} {len(phase.turns):>8} {phase.errors:>6} {phase.hit_rate:>8.1%} "
               f"{phase.ttft_ms(0.5):>7.0f}ms {phase.ttft_ms(0.95):>7.0f}ms {phase.requests_per_s:>7.2f} "
               f"{phase.tokens_per_s:>9.1f}  {reasons}")

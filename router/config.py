@@ -16,8 +16,8 @@ from router import balancer, breaker, hold_queues, prefixes, usage
 # instance takes effect within this (plus one database read).
 REFRESH_INTERVAL_S = 0.5
 # While pushed changes arrive (router/changes.py), the reload that catches what no push carried: engine
-# queue gauges and worker freshness from heartbeats (every 5 s anyway), and any change a push missed.
-PUSHED_REFRESH_INTERVAL_S = 2.0
+# queue gauges and worker freshness from heartbeats (which come every 5 s), and any change a push missed.
+PUSHED_REFRESH_INTERVAL_S = 5.0
 # How long a request (or startup) waits for the first routing table before answering 503.
 FIRST_LOAD_TIMEOUT_S = 10.0
 MAX_ATTEMPTS = 3

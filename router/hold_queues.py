@@ -96,7 +96,8 @@ class HoldQueues:
         if holds.held == 0 or (holds.held == 1 and change > 0):
             holds.edge.set()  # the queue emptied or started: the reporter says so at once
             if holds.held and holds.reporter is None:
-                holds.reporter = asyncio.create_task(self._report_while_held(holds), name=f"router-hold-{holds.pool_id}")
+                holds.reporter = asyncio.create_task(self._report_while_held(holds),
+                                                     name=f"router-hold-{holds.pool_id}")
         left = self._held_by_model.get(model, 0) + change
         if left:
             self._held_by_model[model] = left

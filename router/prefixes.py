@@ -73,6 +73,9 @@ def chat_prefix(messages: Iterable[dict]) -> Prefix:
     its anchor: the messages up to the first user message, when they fill at least one block."""
     parts, anchor_end = [], None
     length = 0
+    if sum(len(m["content"]) if isinstance(m.get("content"), str) else CHARS_PER_BLOCK for m in messages) \
+            < CHARS_PER_BLOCK // 2:
+        return NO_PREFIX  # far from a block: the common short prompt costs one pass, not a join
     for message in messages:
         role = message.get("role")
         piece = f"<{role}>\n{_content_text(message.get('content'))}\n"

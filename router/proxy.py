@@ -25,7 +25,11 @@ Outcome = RequestTrace.Outcome
 UPSTREAM_ERRORS = (*upstream.UPSTREAM_ERRORS, asyncio.TimeoutError)
 # The engine rejecting the router's own key is the router's (or the instance's) fault, not the client's.
 RETRYABLE_CLIENT_STATUSES = frozenset({401, 403})
-SSE_CONTENT_TYPE = "text/event-stream"
+SSE_CONTENT_TYPE = b"text/event-stream"
+JSON_CONTENT_TYPE = b"application/json"
+SSE_HEADERS = ((b"content-type", SSE_CONTENT_TYPE), (b"cache-control", b"no-cache"))
+# The route reason header of each reason, made once.
+REASON_HEADERS: dict[str, tuple[bytes, bytes]] = {}
 MAX_ERROR_EXCERPT = 200
 
 
@@ -73,7 +77,7 @@ async def _attempt(runtime: RouterRuntime, candidate: Candidate, reason: str, ca
             except UPSTREAM_ERRORS:
                 excerpt = ""
             return _failed(runtime, instance_id, trace, f"the instance answered {status} {excerpt}".rstrip())
-        content_type = response.content_type or "application/json"
+        content_type = response.content_type or JSON_CONTENT_TYPE
         if call.stream and status == 200 and content_type.startswith(SSE_CONTENT_TYPE):
             return await _relay_stream(runtime, response, candidate, reason, call, trace, send, receive, started)
         try:
@@ -93,8 +97,7 @@ async def _attempt(runtime: RouterRuntime, candidate: Candidate, reason: str, ca
             trace.error_message = body[:MAX_ERROR_EXCERPT].decode(errors="replace")
         trace.latency_ms = (time.perf_counter() - started) * 1000
         await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", content_type.encode()),
-            (b"content-length", str(len(body)).encode()),
+            (b"content-type", content_type), (b"content-length", b"%d" % len(body)),
             *_route_headers(candidate, reason),
         ]})
         await send({"type": "http.response.body", "body": body})
@@ -122,11 +125,8 @@ async def _relay_stream(runtime: RouterRuntime, response: upstream.Response, can
     runtime.breakers.record_success(instance_id)
     trace.status_code = 200
     trace.outcome = Outcome.OK
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"content-type", b"text/event-stream"),
-        (b"cache-control", b"no-cache"),
-        *_route_headers(candidate, reason),
-    ]})
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [*SSE_HEADERS, *_route_headers(candidate, reason)]})
     await send({"type": "http.response.body", "body": first, "more_body": True})
     trace.ttft_ms = (time.perf_counter() - started) * 1000
     # The client may hang up mid-stream: then stop reading the engine (which frees its slot).
@@ -172,8 +172,11 @@ def _failed(runtime: RouterRuntime, instance_id: str, trace: TraceRecord, messag
     return False
 
 
-def _route_headers(candidate: Candidate, reason: str) -> list[tuple[bytes, bytes]]:
-    return [(b"x-inventiv-instance", candidate.instance_id.encode()), (b"x-inventiv-route-reason", reason.encode())]
+def _route_headers(candidate: Candidate, reason: str) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+    header = REASON_HEADERS.get(reason)
+    if header is None:
+        header = REASON_HEADERS[reason] = (b"x-inventiv-route-reason", reason.encode())
+    return candidate.instance_header, header
 
 
 def _describe(exc: BaseException) -> str:

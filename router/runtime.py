@@ -1,6 +1,7 @@
 """The router's state in one process (one per event loop): the cached keys, routing table and pool
 directory (kept current by router/refresher.py, pushed to by router/changes.py), the upstream
-connections (router/upstream.py), the balancer and breakers, limits, usage, and the requests held while a pool scales from zero.
+connections (router/upstream.py), the balancer and breakers, limits, usage, and the requests held while
+a pool scales from zero.
 
 Nothing here touches the database from the event loop: reads and writes run on one dedicated thread
 (so a router process holds one database connection), and the request path only reads in-memory data.
@@ -80,7 +81,8 @@ class RouterRuntime:
         self.holds = HoldQueues(run_hook=self.run_hook, report_interval_s=config.hold_report_interval_s,
                                 shared=SharedHolds(store) if store is not None else None)
         self.feed = ChangeFeed(store, self.apply_change, on_connect=self._reload_after_gap) if store else None
-        self.refresher = Refresher(self, poll_s=config.refresh_interval_s, pushed_poll_s=config.pushed_refresh_interval_s,
+        self.refresher = Refresher(self, poll_s=config.refresh_interval_s,
+                                   pushed_poll_s=config.pushed_refresh_interval_s,
                                    pushed=lambda: self.feed is not None and self.feed.connected)
         self._loaded_event = asyncio.Event()
         self._tasks: list[asyncio.Task] = []

@@ -41,14 +41,17 @@ class Candidate:
     # The engine's queue at its last heartbeat (0 without a worker).
     waiting: int = 0
     fresh: bool = True
-    # Where the upstream client connects, with the request head it sends (made from the fields above).
+    # Where the upstream client connects, with the request head it sends, and the answer header naming the
+    # instance (made from the fields above, once per table).
     endpoint: Endpoint = field(default=None, repr=False, compare=False)
+    instance_header: tuple[bytes, bytes] = field(default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.endpoint is None:
             address = urlsplit(self.base_url)
             object.__setattr__(self, "endpoint", Endpoint.of(address.netloc.rsplit(":", 1)[0],
                                                               address.port or 80, self.authorization))
+        object.__setattr__(self, "instance_header", (b"x-inventiv-instance", self.instance_id.encode()))
 
 
 @dataclass(frozen=True)

@@ -55,7 +55,7 @@ class Endpoint:
 
 
 class Response:
-    """One answer: `status` and `content_type` once `request()` returned; the body by `read()` (all of
+    """One answer: `status` and `content_type` (bytes, as sent) once `post()` returned; the body by `read()` (all of
     it) or `readany()` (what came so far; b"" at the end). `release()` when done with it: the connection
     goes back to the pool if the answer was read whole, else it is closed."""
 
@@ -65,7 +65,7 @@ class Response:
     def __init__(self, connection: _Connection) -> None:
         self._connection = connection
         self.status = 0
-        self.content_type = ""
+        self.content_type = b""
         self._chunks: deque[bytes] = deque()
         self._buffered = 0
         self._complete = False
@@ -166,7 +166,7 @@ class _Connection(asyncio.Protocol):
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
         if name.lower() == CONTENT_TYPE and self.response is not None:
-            self.response.content_type = value.decode("latin-1")
+            self.response.content_type = value
 
     def on_headers_complete(self) -> None:
         if self.response is None:

@@ -59,7 +59,7 @@ def test_it_answers_with_status_content_type_and_body_and_reuses_one_connection(
     bodies, made = run(exchange)
     assert made == 1
     status, content_type, answer = bodies[-1]
-    assert (status, content_type.split(";")[0]) == (200, "application/json")
+    assert (status, content_type.split(b";")[0]) == (200, b"application/json")
     assert answer["choices"][0]["message"]["content"] == "hello pool hello"
 
 
@@ -74,7 +74,7 @@ def test_a_stream_is_read_chunk_by_chunk_to_its_end(sim):
         return response.content_type, b"".join(chunks)
 
     content_type, body = run(stream)
-    assert content_type.startswith("text/event-stream") and body.endswith(b"data: [DONE]\n\n")
+    assert content_type.startswith(b"text/event-stream") and body.endswith(b"data: [DONE]\n\n")
 
 
 def test_a_pooled_connection_the_engine_closed_is_replaced_without_an_error(sim):
