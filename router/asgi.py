@@ -1,9 +1,9 @@
 """The data plane's ASGI application: `/v1/models`, `/v1/chat/completions`, `/v1/completions`,
 `/v1/embeddings`, served beside Django (inventiv/asgi.py sends `/v1/` here) but outside its request stack.
 
-Per request: authenticate the key against the in-memory index, read and check the body, apply the key's
-model list and limits, forward (router/proxy.py), and append a trace for the usage writer. Nothing on
-this path waits for the database.
+Per request: authenticate the key against the in-memory index, read and check the body (router/calls.py),
+apply the key's model list and limits (router/shared_limits.py), forward (router/proxy.py), and append a
+trace for the usage writer. Nothing on this path waits for the database.
 
 A request for a model with no routable instance is held while the model's pool grows, when it has one
 that may (router/hold.py); otherwise it gets a 503 at once.
@@ -23,12 +23,12 @@ import time
 from django.utils import timezone
 
 from router import errors
-from router.hold import ClientLeft, HeldStream, hold
-from router.keys import KeyEntry, hash_key
-from router.models import RequestTrace
 from router.balancer import CACHE_AWARE
 from router.calls import ROUTES, parse_call
 from router.config import RouterConfig, config_from_settings
+from router.hold import ClientLeft, HeldStream, hold
+from router.keys import KeyEntry, hash_key
+from router.models import RequestTrace
 from router.proxy import forward
 from router.runtime import RouterRuntime
 from router.usage import TraceRecord
@@ -53,7 +53,7 @@ class ClientGone(Exception):
 
 
 class RouterApp:
-    """An ASGI app; its runtime (caches, tasks, upstream session) is made per event loop on first use."""
+    """An ASGI app; its runtime (caches, tasks, upstream connections) is made per event loop on first use."""
 
     def __init__(self, config: RouterConfig | None = None) -> None:
         self.config = config or config_from_settings()

@@ -72,10 +72,11 @@ class SimEngine:
 
     async def generate(
         self, choices: list[list[str]], *, prompt_tokens: int, prompts: Sequence[Sequence[str]] = (),
-        on_token: TokenSink | None = None,
+        continuations: Sequence[Sequence[str]] = (), on_token: TokenSink | None = None,
     ) -> None:
         """Wait for a slot, prefill `prompts` (their tokens; `prompt_tokens` counts them), then produce
-        every choice's words with the configured timing.
+        every choice's words with the configured timing. `continuations`: each prompt's output as tokens
+        (as a chat's next turn will send it), cached after its prompt once generated whole.
 
         Without `on_token` (non-streaming) the whole delay is one sleep, which keeps the zero-delay
         path free of per-token work. The request is accounted for even when the client goes away.
@@ -112,6 +113,10 @@ class SimEngine:
         except (asyncio.CancelledError, ConnectionError):
             finish_reason = "abort"
             raise
+        else:
+            if config.enable_prefix_caching:
+                for prompt, continuation in zip(prompts, continuations, strict=False):
+                    self.cache.extend([*prompt, *continuation])
         finally:
             self.scheduler.release()
             self.cache.release(held)

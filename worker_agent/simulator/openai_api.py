@@ -10,7 +10,15 @@ from aiohttp import web
 from . import errors
 from .engine import SimEngine
 from .sse import stream_completion, usage
-from .textgen import DEFAULT_MAX_TOKENS, chat_tokens, count_tokens, embed, generate_words, last_user_text
+from .textgen import (
+    DEFAULT_MAX_TOKENS,
+    answer_tokens,
+    chat_tokens,
+    count_tokens,
+    embed,
+    generate_words,
+    last_user_text,
+)
 
 ENGINE_KEY: web.AppKey[SimEngine] = web.AppKey("engine", SimEngine)
 
@@ -116,7 +124,8 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.get("stream"):
         return await stream_completion(request, engine, body, [words], [tokens], completion_id, chat=True)
-    await engine.generate([words], prompt_tokens=prompt_tokens, prompts=[tokens])
+    await engine.generate([words], prompt_tokens=prompt_tokens, prompts=[tokens],
+                          continuations=[answer_tokens(words)])
     return json_response(
         {
             "id": completion_id,
@@ -158,7 +167,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
     completion_id = f"cmpl-{uuid.uuid4().hex}"
     if body.get("stream"):
         return await stream_completion(request, engine, body, choices, token_lists, completion_id, chat=False)
-    await engine.generate(choices, prompt_tokens=prompt_tokens, prompts=token_lists)
+    await engine.generate(choices, prompt_tokens=prompt_tokens, prompts=token_lists, continuations=choices)
     return json_response(
         {
             "id": completion_id,

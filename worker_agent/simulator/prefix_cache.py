@@ -3,8 +3,9 @@
 vLLM splits a prompt into blocks of `block_size` tokens and names each full block by a hash of its tokens
 and of the block before it, so one name stands for the whole prefix up to that block. A new request
 reuses the longest run of leading blocks already in the KV cache and computes only the rest; the blocks
-it computes join the cache. Blocks that no running request holds stay cached until their memory is
-needed, least recently used first. At least one prompt token is always computed (the engine needs the
+it computes join the cache, and so do the blocks its generated tokens fill (`extend`): a chat's next
+turn, whose prompt is this one followed by the answer, finds both cached. Blocks that no running
+request holds stay cached until their memory is needed, least recently used first. At least one prompt token is always computed (the engine needs the
 last token's output), so a prompt made only of cached blocks still recomputes its last block.
 
 The counters are vLLM's: `queries` and `hits` in tokens (`vllm:prefix_cache_queries_total`,
@@ -80,6 +81,17 @@ class PrefixCache:
         while len(blocks) > room:
             blocks.popitem(last=False)
         return hit_tokens, held
+
+    def extend(self, tokens: Sequence[str]) -> None:
+        """A request generated the end of `tokens` (its prompt, then its output as the next turn's prompt
+        will show it): its full blocks are cached too."""
+        blocks = self._blocks
+        for name in block_hashes(tokens, self.block_size):
+            blocks[name] = None
+            blocks.move_to_end(name)
+        room = max(self.capacity_blocks - self.in_use, 0)
+        while len(blocks) > room:
+            blocks.popitem(last=False)
 
     def release(self, blocks: int) -> None:
         self.in_use = max(0, self.in_use - blocks)

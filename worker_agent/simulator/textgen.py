@@ -46,6 +46,11 @@ def chat_tokens(messages: list[dict[str, Any]]) -> list[str]:
     return tokens
 
 
+def answer_tokens(words: list[str]) -> list[str]:
+    """An answer's tokens as the next turn's prompt holds them (see chat_tokens)."""
+    return [f"assistant:{words[0]}", *words[1:]] if words else []
+
+
 def last_user_text(messages: list[dict[str, Any]]) -> str:
     for message in reversed(messages):
         if message.get("role") == "user":

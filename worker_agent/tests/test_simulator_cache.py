@@ -140,3 +140,15 @@ def test_its_cli_takes_the_cache_flags_and_refuses_a_zero_block_size():
 def test_its_runtime_config_changes_the_prefill_rate(sim):
     status, body = call(sim, "/sim/config", {"prefill_tokens_per_second": 1500}, headers=AUTH)
     assert status == 200 and json.loads(body)["prefill_tokens_per_second"] == 1500
+
+
+def test_a_chats_next_turn_finds_the_previous_answer_cached_too(sim):
+    first = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": " ".join(words("q", 28))}]
+    answer = json.loads(call(sim, "/v1/chat/completions",
+                             {"model": "mock-echo", "messages": first, "max_tokens": 36})[1])
+    queries, hits = prefix_counters(sim)
+    assert (queries, hits) == (92, 0)
+    second = [*first, answer["choices"][0]["message"], {"role": "user", "content": "more"}]
+    call(sim, "/v1/chat/completions", {"model": "mock-echo", "messages": second, "max_tokens": 2})
+    # Prompt and answer filled 8 blocks (128 tokens); the new turn recomputes only its last token.
+    assert prefix_counters(sim) == (92 + 129, 128)
