@@ -1,6 +1,7 @@
 """Shared test fixtures: the catalog seed, users and API clients, and a Playwright-driven Chromium."""
 
 import os
+import uuid
 
 import pytest
 from django.core.management import call_command
@@ -33,6 +34,13 @@ def _celery_eager(settings):
     app.conf.task_always_eager = True
     yield
     app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _router_redis_prefix(settings):
+    """With REDIS_URL set, each test's shared router state (limits, held counts, changes) lives under its
+    own prefix, so that nothing a test leaves in Redis reaches the next."""
+    settings.ROUTER_REDIS_PREFIX = f"inventiv-test:{uuid.uuid4().hex[:12]}:"
 
 
 @pytest.fixture(autouse=True)

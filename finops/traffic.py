@@ -1,8 +1,11 @@
-"""Reading what the router served (RequestTrace) and how fresh the workers are, for the dashboard and /metrics."""
+"""Reading what the router served (RequestTrace) and how fresh the workers are, for the dashboard and /metrics.
+
+The TTFT percentiles the router's own Models page shows live in router/selectors.py: finops reads the
+router, never the other way (README, Architecture).
+"""
 
 from __future__ import annotations
 
-import math
 from datetime import datetime, timedelta
 
 from django.db.models import Count, Q, Sum
@@ -16,8 +19,6 @@ from router.models import RequestTrace
 Outcome = RequestTrace.Outcome
 # Requests and tokens per second are averaged over this window.
 RATE_WINDOW = timedelta(minutes=1)
-TTFT_WINDOW = timedelta(hours=1)
-P95 = 0.95
 # Latency and TTFT distributions for /metrics cover this much recent traffic, in these buckets (seconds).
 HISTOGRAM_WINDOW = timedelta(minutes=5)
 LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -33,28 +34,6 @@ def rates(*, now: datetime) -> dict[str, float]:
     window_s = RATE_WINDOW.total_seconds()
     return {"requests_per_second": totals["requests"] / window_s,
             "tokens_per_second": (totals["prompt"] + totals["completion"]) / window_s}
-
-
-def nearest_rank(count: int, quantile: float) -> int:
-    """The 0-based position of the `quantile` value among `count` sorted values (nearest-rank method)."""
-    return max(0, math.ceil(quantile * count) - 1)
-
-
-def ttft_p95_by_model(*, now: datetime) -> dict[str, float]:
-    """TTFT p95 in ms per model over the last TTFT_WINDOW (streams only: others have no TTFT).
-
-    Nearest-rank on each model's sorted values, read one row per model with an offset: portable to
-    SQLite, and the window keeps each scan to an hour of one model's traces.
-    """
-    recent = RequestTrace.objects.filter(created_at__gte=now - TTFT_WINDOW, created_at__lt=now,
-                                         ttft_ms__isnull=False)
-    counts = recent.order_by().values("model").annotate(n=Count("id"))
-    p95 = {}
-    for row in counts:
-        position = nearest_rank(row["n"], P95)
-        p95[row["model"]] = recent.filter(model=row["model"]).order_by("ttft_ms").values_list(
-            "ttft_ms", flat=True)[position]
-    return dict(sorted(p95.items()))
 
 
 def router_totals() -> list[dict]:

@@ -275,6 +275,20 @@ ROUTER_KEY_BUDGET_CHECK = "finops.selectors.keys_over_budget"
 # Dotted paths again, for the same reason; empty: no request is held.
 ROUTER_POOL_DIRECTORY = "autoscaling.selectors.pools_for_routing"
 ROUTER_POOL_WAKE = "autoscaling.holds.report_held_requests"
+# Scale-out: with a Redis, every router process shares per-key limits and held-request counts and hears
+# of changes (keys, ready instances, pools) at once; its keys live under ROUTER_REDIS_PREFIX, since the same
+# Redis is usually the Celery broker. Empty: each process counts alone and polls (README, The data plane).
+ROUTER_REDIS_URL = env_str("ROUTER_REDIS_URL") or REDIS_URL
+ROUTER_REDIS_PREFIX = env_str("ROUTER_REDIS_PREFIX", "inventiv:router:")
+# Models whose saves and deletes change the router's pool directory (settings.ROUTER_POOL_DIRECTORY): a
+# change to one is pushed to every router at once. Labels, not imports: autoscaling sits above the router.
+ROUTER_DIRECTORY_MODELS = ("autoscaling.Pool", "autoscaling.PoolChoice")
+# How the router picks among a model's ready instances: "cache-aware" (the instance most likely to hold
+# the prompt's prefix in its KV cache, within a load bound), "least-loaded" or "round-robin".
+ROUTER_ROUTINGS = ("cache-aware", "least-loaded", "round-robin")
+ROUTER_ROUTING = env_str("ROUTER_ROUTING", "cache-aware")
+if ROUTER_ROUTING not in ROUTER_ROUTINGS:
+    raise ImproperlyConfigured(f"ROUTER_ROUTING={ROUTER_ROUTING!r} is not one of {', '.join(ROUTER_ROUTINGS)}")
 
 # --- Mock cloud -----------------------------------------------------------------------------
 # "none": servers are simulated only (readiness = the server runs), for scale tests with thousands of

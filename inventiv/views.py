@@ -6,10 +6,11 @@ from django.utils import timezone
 
 from finops.selectors import budget_alerts, spend_series, spend_summary
 from finops.serializers import SeriesSerializer
-from finops.traffic import rates, ttft_p95_by_model
+from finops.traffic import rates
 from instances.status import STATUS_COLORS
 from instances.selectors import status_counts
 from monitoring.selectors import action_logs, with_action_types
+from router.selectors import ttft_p95_by_model
 
 RECENT_ACTIONS = 10
 SPEND_CHART_WINDOW = timedelta(hours=24)

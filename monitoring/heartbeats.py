@@ -185,7 +185,8 @@ def validate_registration(payload) -> Registration:
 
 
 ENGINE_LATENCIES = ("ttft_p50_s", "ttft_p95_s", "itl_p50_s", "itl_p95_s")
-ENGINE_COUNTERS = ("prompt_tokens_total", "generation_tokens_total", "requests_total", "preemptions_total")
+ENGINE_COUNTERS = ("prompt_tokens_total", "generation_tokens_total", "requests_total", "preemptions_total",
+                   "prefix_cache_queries_total", "prefix_cache_hits_total")
 
 
 def validate_heartbeat(payload) -> Heartbeat:
@@ -195,6 +196,8 @@ def validate_heartbeat(payload) -> Heartbeat:
         "running": check.number(engine_in, "running", "engine.running", high=MAX_IN_FLIGHT),
         "waiting": check.number(engine_in, "waiting", "engine.waiting", high=MAX_IN_FLIGHT),
         "kv_cache_usage": check.number(engine_in, "kv_cache_usage", "engine.kv_cache_usage", high=1),
+        "prefix_cache_hit_rate": check.number(engine_in, "prefix_cache_hit_rate", "engine.prefix_cache_hit_rate",
+                                              high=1),
     }
     for key in ENGINE_LATENCIES:
         engine[key] = check.number(engine_in, key, f"engine.{key}", high=MAX_LATENCY_S)

@@ -1,9 +1,9 @@
 """The data plane's ASGI application: `/v1/models`, `/v1/chat/completions`, `/v1/completions`,
 `/v1/embeddings`, served beside Django (inventiv/asgi.py sends `/v1/` here) but outside its request stack.
 
-Per request: authenticate the key against the in-memory index, read and check the body, apply the key's
-model list and limits, forward (router/proxy.py), and append a trace for the usage writer. Nothing on
-this path waits for the database.
+Per request: authenticate the key against the in-memory index, read and check the body (router/calls.py),
+apply the key's model list and limits (router/shared_limits.py), forward (router/proxy.py), and append a
+trace for the usage writer. Nothing on this path waits for the database.
 
 A request for a model with no routable instance is held while the model's pool grows, when it has one
 that may (router/hold.py); otherwise it gets a 503 at once.
@@ -23,24 +23,20 @@ import time
 from django.utils import timezone
 
 from router import errors
+from router.balancer import CACHE_AWARE
+from router.calls import ROUTES, parse_call
+from router.config import RouterConfig, config_from_settings
 from router.hold import ClientLeft, HeldStream, hold
 from router.keys import KeyEntry, hash_key
 from router.models import RequestTrace
-from router.proxy import Call, forward
-from router.runtime import RouterConfig, RouterRuntime
+from router.proxy import forward
+from router.runtime import RouterRuntime
 from router.usage import TraceRecord
 
 log = logging.getLogger(__name__)
 
 Outcome = RequestTrace.Outcome
 MODELS_PATH = "/v1/models"
-# Each generation route, with the field its body must carry.
-ROUTES = {
-    "/v1/chat/completions": "messages",
-    "/v1/completions": "prompt",
-    "/v1/embeddings": "input",
-}
-STREAMING_ROUTES = frozenset({"/v1/chat/completions", "/v1/completions"})
 BEARER = b"bearer "
 OUTCOMES_BY_STATUS = {
     400: Outcome.CLIENT_ERROR, 403: Outcome.FORBIDDEN, 404: Outcome.CLIENT_ERROR, 413: Outcome.CLIENT_ERROR,
@@ -57,17 +53,17 @@ class ClientGone(Exception):
 
 
 class RouterApp:
-    """An ASGI app; its runtime (caches, tasks, upstream session) is made per event loop on first use."""
+    """An ASGI app; its runtime (caches, tasks, upstream connections) is made per event loop on first use."""
 
     def __init__(self, config: RouterConfig | None = None) -> None:
-        self.config = config or RouterConfig()
+        self.config = config or config_from_settings()
         self._runtimes: dict[asyncio.AbstractEventLoop, RouterRuntime] = {}
 
     def runtime(self) -> RouterRuntime:
         loop = asyncio.get_running_loop()
         runtime = self._runtimes.get(loop)
         if runtime is None:
-            runtime = self._runtimes[loop] = RouterRuntime(self.config)
+            runtime = self._runtimes[loop] = RouterRuntime.from_settings(self.config)
             runtime.start()
         return runtime
 
@@ -130,7 +126,7 @@ class RouterApp:
                             outcome=Outcome.OK, created_at=timezone.now(), latency_ms=0.0)
         held: HeldStream | None = None
         try:
-            call = _parse_call(path, body, session_id)
+            call = parse_call(path, body, session_id, with_prefix=runtime.balancer.policy == CACHE_AWARE)
             trace.model, trace.stream = call.model, call.stream
             if call.model not in runtime.table.known_models:
                 raise errors.model_not_found(call.model)
@@ -138,7 +134,7 @@ class RouterApp:
                 raise errors.model_not_allowed(call.model)
             if key.over_budget:
                 raise errors.budget_exceeded()
-            refused = runtime.limiter.admit(key)
+            refused = await runtime.limits.admit(key)
             if refused is not None:
                 limit, wait = refused
                 raise errors.rate_limited(f"This API key reached its {limit} limit; retry in {wait:.0f} s.",
@@ -175,8 +171,8 @@ class RouterApp:
                 trace.status_code, trace.outcome = CLIENT_CLOSED_REQUEST, Outcome.CLIENT_DISCONNECTED
                 trace.latency_ms = (time.perf_counter() - started) * 1000
             runtime.usage.record(trace)
-            if trace.prompt_tokens is not None:
-                runtime.limiter.add_tokens(key, trace.prompt_tokens + (trace.completion_tokens or 0))
+            if trace.prompt_tokens is not None and key.tokens_per_minute is not None:
+                await runtime.limits.add_tokens(key, trace.prompt_tokens + (trace.completion_tokens or 0))
 
 
 def _outcome_of(error: errors.ApiError) -> str:
@@ -214,39 +210,6 @@ async def _read_body(receive, limit: int) -> bytes:
         chunks.append(chunk)
         if not message.get("more_body"):
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def _parse_call(path: str, body: bytes, session_id: str | None) -> Call:
-    """Check what the router relies on; the engine checks the rest and its 400s are relayed."""
-    try:
-        payload = json.loads(body)
-    except ValueError as exc:
-        raise errors.bad_request(f"The body is not valid JSON: {exc}") from None
-    if not isinstance(payload, dict):
-        raise errors.bad_request("The body must be a JSON object.")
-    model = payload.get("model")
-    if not isinstance(model, str) or not model:
-        raise errors.bad_request("`model` is required: the code of the model to use.", param="model")
-    field = ROUTES[path]
-    value = payload.get(field)
-    if field == "messages":
-        if not isinstance(value, list) or not value or not all(isinstance(m, dict) for m in value):
-            raise errors.bad_request("`messages` must be a non-empty list of message objects.", param="messages")
-    elif not (isinstance(value, str) or (isinstance(value, list) and value)):
-        raise errors.bad_request(f"`{field}` must be a string or a non-empty list.", param=field)
-    stream = payload.get("stream") or False
-    if not isinstance(stream, bool):
-        raise errors.bad_request("`stream` must be true or false.", param="stream")
-    stream = stream and path in STREAMING_ROUTES
-    strip_usage = False
-    if stream:
-        options = payload.get("stream_options")
-        if not (isinstance(options, dict) and options.get("include_usage") is True):
-            # Token counts come from the usage event: ask for it, and keep it from the client.
-            payload["stream_options"] = {**(options if isinstance(options, dict) else {}), "include_usage": True}
-            body = json.dumps(payload).encode()
-            strip_usage = True
-    return Call(path=path, model=model, body=body, stream=stream, strip_usage=strip_usage, session_id=session_id)
 
 
 def _models_answer(runtime: RouterRuntime, key: KeyEntry, path: str) -> dict:

@@ -1,5 +1,5 @@
 """Scale from zero: a request for a model with no routable instance, whose pool may grow, waits for an
-instance instead of getting a 503 at once (DESIGN.md section 5).
+instance instead of getting a 503 at once (README, Autoscaling: scale from zero).
 
 The wait is bounded twice: each pool holds at most `queue_size` requests (the next gets a 429 at once),
 each for at most `hold_timeout_s` (then a 503); both say when to retry. A held request that gets an
@@ -16,18 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import TYPE_CHECKING
 
 from router import errors
+from router.calls import Call
+from router.runtime import RouterRuntime
 from router.streams import DONE_EVENT
 from router.table import Candidate
 from router.usage import TraceRecord
 
-if TYPE_CHECKING:
-    from router.proxy import Call
-    from router.runtime import RouterRuntime
-
-HOLD_KEEPALIVE_S = 10.0
 KEEPALIVE_COMMENT = b": keep-alive\n\n"
 SSE_HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 MAX_ERROR_EXCERPT = 200
@@ -47,7 +43,7 @@ async def hold(runtime: RouterRuntime, call: Call, trace: TraceRecord, stream: H
     if pool is None or not pool.holds:
         raise errors.no_instance(call.model, retry_after_s=config.no_instance_retry_after_s)
     holds = runtime.holds
-    if not holds.enter(call.model, pool):
+    if not await holds.enter(call.model, pool):
         trace.error_message = f"pool {pool.pool} already holds {pool.queue_size} requests"
         raise errors.hold_queue_full(call.model, retry_after_s=config.no_instance_retry_after_s)
     loop = asyncio.get_running_loop()

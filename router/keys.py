@@ -57,7 +57,7 @@ def display_prefix(key: str) -> str:
 def keys_over_budget() -> set[int]:
     """Ids of keys over their budget, from the callable named by settings.ROUTER_KEY_BUDGET_CHECK.
 
-    A dotted path, not an import: budgets live in finops, which sits above the router (DESIGN section 9).
+    A dotted path, not an import: budgets live in finops, which sits above the router (README, Architecture).
     """
     path = getattr(settings, "ROUTER_KEY_BUDGET_CHECK", "")
     return set(import_string(path)()) if path else set()

@@ -1,8 +1,9 @@
-"""Per-key limits: requests per minute and tokens per minute, over a sliding window.
+"""Per-key limits: requests per minute and tokens per minute, over a sliding window, counted in this
+router process.
 
-The counts live in this router process's memory: with N router processes (or uvicorn workers) behind a
-load balancer, a key may get up to N times its limit. That is the price of a request path that consults
-no shared store; set limits per process accordingly.
+With a Redis configured, router/shared_limits.py keeps the same windows in Redis for every router
+process at once, and falls back to this one while Redis does not answer (then, with N router
+processes, a key may get up to N times its limit).
 
 A request is admitted while the key made fewer than `requests_per_minute` requests and used fewer than
 `tokens_per_minute` tokens (prompt + completion, counted when each answer ends) in the last 60 s. Refusals

@@ -1,5 +1,5 @@
 """What the router knows of autoscaling pools, through two hooks named in settings (dotted paths, so the
-router never imports autoscaling, which sits above it: DESIGN.md section 9).
+router never imports autoscaling, which sits above it: README, Architecture).
 
 - ROUTER_POOL_DIRECTORY: `() -> {model_code: {"pool", "pool_id", "can_grow", "hold_timeout_s", "queue_size"}}`,
   read with every routing table refresh, on the router's database thread.

@@ -11,11 +11,9 @@ import asyncio
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 
-import aiohttp
-
-from router import errors
+from router import errors, upstream
+from router.calls import Call
 from router.models import RequestTrace
 from router.runtime import RouterRuntime
 from router.streams import DONE_EVENT, SseRelay, usage_from_json
@@ -24,24 +22,15 @@ from router.usage import TraceRecord
 
 Outcome = RequestTrace.Outcome
 # What fails a connection or a read: refused, reset, closed early, timed out.
-UPSTREAM_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, OSError)
+UPSTREAM_ERRORS = (*upstream.UPSTREAM_ERRORS, asyncio.TimeoutError)
 # The engine rejecting the router's own key is the router's (or the instance's) fault, not the client's.
 RETRYABLE_CLIENT_STATUSES = frozenset({401, 403})
-SSE_CONTENT_TYPE = "text/event-stream"
+SSE_CONTENT_TYPE = b"text/event-stream"
+JSON_CONTENT_TYPE = b"application/json"
+SSE_HEADERS = ((b"content-type", SSE_CONTENT_TYPE), (b"cache-control", b"no-cache"))
+# The route reason header of each reason, made once.
+REASON_HEADERS: dict[str, tuple[bytes, bytes]] = {}
 MAX_ERROR_EXCERPT = 200
-
-
-@dataclass(slots=True)
-class Call:
-    """A validated client request, ready to forward."""
-
-    path: str
-    model: str
-    body: bytes
-    stream: bool
-    # The router added `stream_options.include_usage`; the usage event is not the client's to see.
-    strip_usage: bool
-    session_id: str | None
 
 
 async def forward(runtime: RouterRuntime, candidates: Sequence[Candidate], call: Call, trace: TraceRecord,
@@ -51,7 +40,7 @@ async def forward(runtime: RouterRuntime, candidates: Sequence[Candidate], call:
     balancer = runtime.balancer
     tried: list[str] = []
     for attempt in range(runtime.config.max_attempts):
-        picked = balancer.pick(candidates, session_id=call.session_id, exclude=tried)
+        picked = balancer.pick(candidates, session_id=call.session_id, prefix=call.prefix, exclude=tried)
         if picked is None:
             break
         candidate, reason = picked
@@ -76,11 +65,8 @@ async def _attempt(runtime: RouterRuntime, candidate: Candidate, reason: str, ca
                    send, receive, started: float) -> bool:
     """One try on one instance: True once an answer was relayed, False to try another instance."""
     instance_id = candidate.instance_id
-    headers = {"Content-Type": "application/json"}
-    if candidate.authorization:
-        headers["Authorization"] = candidate.authorization
     try:
-        response = await runtime.session.post(candidate.base_url + call.path, data=call.body, headers=headers)
+        response = await runtime.upstream.post(candidate.endpoint, call.path_bytes, call.body)
     except UPSTREAM_ERRORS as exc:
         return _failed(runtime, instance_id, trace, f"connecting failed: {_describe(exc)}")
     try:
@@ -91,7 +77,7 @@ async def _attempt(runtime: RouterRuntime, candidate: Candidate, reason: str, ca
             except UPSTREAM_ERRORS:
                 excerpt = ""
             return _failed(runtime, instance_id, trace, f"the instance answered {status} {excerpt}".rstrip())
-        content_type = response.headers.get("Content-Type", "application/json")
+        content_type = response.content_type or JSON_CONTENT_TYPE
         if call.stream and status == 200 and content_type.startswith(SSE_CONTENT_TYPE):
             return await _relay_stream(runtime, response, candidate, reason, call, trace, send, receive, started)
         try:
@@ -111,8 +97,7 @@ async def _attempt(runtime: RouterRuntime, candidate: Candidate, reason: str, ca
             trace.error_message = body[:MAX_ERROR_EXCERPT].decode(errors="replace")
         trace.latency_ms = (time.perf_counter() - started) * 1000
         await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", content_type.encode()),
-            (b"content-length", str(len(body)).encode()),
+            (b"content-type", content_type), (b"content-length", b"%d" % len(body)),
             *_route_headers(candidate, reason),
         ]})
         await send({"type": "http.response.body", "body": body})
@@ -121,16 +106,15 @@ async def _attempt(runtime: RouterRuntime, candidate: Candidate, reason: str, ca
         response.release()
 
 
-async def _relay_stream(runtime: RouterRuntime, response: aiohttp.ClientResponse, candidate: Candidate,
+async def _relay_stream(runtime: RouterRuntime, response: upstream.Response, candidate: Candidate,
                         reason: str, call: Call, trace: TraceRecord, send, receive, started: float) -> bool:
     instance_id = candidate.instance_id
     relay = SseRelay(strip_usage=call.strip_usage)
-    content = response.content
     first = b""
     try:
         # The client hears nothing until the engine sent a whole event: until then, a retry is invisible.
         while not first:
-            chunk = await content.readany()
+            chunk = await response.readany()
             if not chunk:
                 response.close()
                 return _failed(runtime, instance_id, trace, "the stream ended before its first event")
@@ -141,11 +125,8 @@ async def _relay_stream(runtime: RouterRuntime, response: aiohttp.ClientResponse
     runtime.breakers.record_success(instance_id)
     trace.status_code = 200
     trace.outcome = Outcome.OK
-    await send({"type": "http.response.start", "status": 200, "headers": [
-        (b"content-type", b"text/event-stream"),
-        (b"cache-control", b"no-cache"),
-        *_route_headers(candidate, reason),
-    ]})
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [*SSE_HEADERS, *_route_headers(candidate, reason)]})
     await send({"type": "http.response.body", "body": first, "more_body": True})
     trace.ttft_ms = (time.perf_counter() - started) * 1000
     # The client may hang up mid-stream: then stop reading the engine (which frees its slot).
@@ -158,7 +139,7 @@ async def _relay_stream(runtime: RouterRuntime, response: aiohttp.ClientResponse
                 response.close()
                 break
             try:
-                chunk = await content.readany()
+                chunk = await response.readany()
             except UPSTREAM_ERRORS as exc:
                 broken = f"the instance's stream broke: {_describe(exc)}"
                 break
@@ -191,8 +172,11 @@ def _failed(runtime: RouterRuntime, instance_id: str, trace: TraceRecord, messag
     return False
 
 
-def _route_headers(candidate: Candidate, reason: str) -> list[tuple[bytes, bytes]]:
-    return [(b"x-inventiv-instance", candidate.instance_id.encode()), (b"x-inventiv-route-reason", reason.encode())]
+def _route_headers(candidate: Candidate, reason: str) -> tuple[tuple[bytes, bytes], tuple[bytes, bytes]]:
+    header = REASON_HEADERS.get(reason)
+    if header is None:
+        header = REASON_HEADERS[reason] = (b"x-inventiv-route-reason", reason.encode())
+    return candidate.instance_header, header
 
 
 def _describe(exc: BaseException) -> str:

@@ -1,14 +1,22 @@
-"""Read queries over router usage: the traces listing and counters per model, instance or key."""
+"""Read queries over router usage: the traces listing, counters per model, instance or key, and TTFT
+percentiles. Other apps (finops, the dashboard) read the router's traces through these; the router reads
+nothing of theirs."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import math
+from datetime import datetime, timedelta
 
 from django.db.models import Avg, Count, Max, Q, QuerySet, Sum
 
+from instances.models import Instance
+from instances.status import Status
 from router.models import ApiKey, RequestTrace
 
 Outcome = RequestTrace.Outcome
+# The Models page and the dashboard show TTFT p95 over this window.
+TTFT_WINDOW = timedelta(hours=1)
+P95 = 0.95
 
 
 def api_keys() -> QuerySet[ApiKey]:
@@ -56,14 +64,31 @@ def key_usage(*, since: datetime | None = None, until: datetime | None = None) -
     return _usage_by("api_key_id", since=since, until=until)
 
 
+def nearest_rank(count: int, quantile: float) -> int:
+    """The 0-based position of the `quantile` value among `count` sorted values (nearest-rank method)."""
+    return max(0, math.ceil(quantile * count) - 1)
+
+
+def ttft_p95_by_model(*, now: datetime) -> dict[str, float]:
+    """TTFT p95 in ms per model over the last TTFT_WINDOW (streams only: others have no TTFT).
+
+    Nearest-rank on each model's sorted values, read one row per model with an offset: portable to
+    SQLite, and the window keeps each scan to an hour of one model's traces.
+    """
+    recent = RequestTrace.objects.filter(created_at__gte=now - TTFT_WINDOW, created_at__lt=now,
+                                         ttft_ms__isnull=False)
+    counts = recent.order_by().values("model").annotate(n=Count("id"))
+    p95 = {}
+    for row in counts:
+        position = nearest_rank(row["n"], P95)
+        p95[row["model"]] = recent.filter(model=row["model"]).order_by("ttft_ms").values_list(
+            "ttft_ms", flat=True)[position]
+    return dict(sorted(p95.items()))
+
+
 def served_models(*, now: datetime) -> list[dict]:
     """The Models page: each model that has a ready instance or recent traffic, with its ready instances,
-    their GPUs, and requests, errors and TTFT p95 (ms) over the last hour (finops' TTFT_WINDOW)."""
-    # Imported here: finops reads router's traces, and this module should not need finops to load.
-    from finops.traffic import TTFT_WINDOW, ttft_p95_by_model
-    from instances.models import Instance
-    from instances.status import Status
-
+    their GPUs, and requests, errors and TTFT p95 (ms) over the last TTFT_WINDOW."""
     ready = {
         row["model__code"]: row
         for row in Instance.objects.filter(status=Status.READY, model__isnull=False).order_by()
@@ -86,8 +111,5 @@ def served_models(*, now: datetime) -> list[dict]:
 
 def ready_model_codes() -> list[str]:
     """Codes of the models that at least one ready instance serves (what the Playground can call)."""
-    from instances.models import Instance
-    from instances.status import Status
-
     ready = Instance.objects.filter(status=Status.READY, model__isnull=False).order_by("model__code")
     return list(ready.values_list("model__code", flat=True).distinct())

@@ -1,6 +1,8 @@
 """API keys: creating one (its clear value is returned once and never stored) and revoking it.
 
-A revoked key stops working within a second: every router process reloads its key index that often.
+A revoked key stops working at once: the change is pushed to every router runtime (router/changes.py),
+and `revoke_api_key` returns once they applied it; a router that missed the push finds it at its next
+reload.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from catalog.models import LlmModel
+from router import changes
 from router.keys import display_prefix, generate_key, hash_key
 from router.models import ApiKey
 
@@ -37,7 +40,8 @@ def create_api_key(*, name: str, created_by=None, requests_per_minute: int | Non
 
 
 def revoke_api_key(api_key: ApiKey) -> ApiKey:
-    """Revoke the key (once: revoking again keeps the first time)."""
+    """Revoke the key (once: revoking again keeps the first time). Returns once the routers refuse it."""
     ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
-    api_key.refresh_from_db(fields=["revoked_at"])
+    api_key.refresh_from_db(fields=["revoked_at", "key_hash"])
+    changes.announce_on_commit(changes.KEY_REVOKED, key_hash=api_key.key_hash)
     return api_key

@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 from django.utils import timezone
 
@@ -22,6 +23,7 @@ from instances.credentials import engine_api_key
 from instances.models import Instance
 from instances.status import Status
 from monitoring.models import WorkerState
+from router.upstream import Endpoint
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,17 @@ class Candidate:
     # The engine's queue at its last heartbeat (0 without a worker).
     waiting: int = 0
     fresh: bool = True
+    # Where the upstream client connects, with the request head it sends, and the answer header naming the
+    # instance (made from the fields above, once per table).
+    endpoint: Endpoint = field(default=None, repr=False, compare=False)
+    instance_header: tuple[bytes, bytes] = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.endpoint is None:
+            address = urlsplit(self.base_url)
+            object.__setattr__(self, "endpoint", Endpoint.of(address.netloc.rsplit(":", 1)[0],
+                                                              address.port or 80, self.authorization))
+        object.__setattr__(self, "instance_header", (b"x-inventiv-instance", self.instance_id.encode()))
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,16 @@ class RoutingTable:
     def __post_init__(self) -> None:
         routable = {model: tuple(c for c in cands if c.fresh) for model, cands in self.candidates.items()}
         object.__setattr__(self, "routable", {model: cands for model, cands in routable.items() if cands})
+
+
+    def without(self, instance_ids: set[str]) -> RoutingTable:
+        """The same table less these instances (a drain pushed to the router, before the next reload)."""
+        if not any(c.instance_id in instance_ids for cands in self.candidates.values() for c in cands):
+            return self
+        candidates = {model: tuple(c for c in cands if c.instance_id not in instance_ids)
+                      for model, cands in self.candidates.items()}
+        return RoutingTable(candidates={model: cands for model, cands in candidates.items() if cands},
+                            known_models=self.known_models, ready_since=self.ready_since)
 
 
 EMPTY_TABLE = RoutingTable(candidates={}, known_models=frozenset())

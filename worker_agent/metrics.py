@@ -19,6 +19,9 @@ PROMPT_TOKENS = "vllm:prompt_tokens_total"
 GENERATION_TOKENS = "vllm:generation_tokens_total"
 PREEMPTIONS = "vllm:num_preemptions_total"
 REQUEST_SUCCESS = "vllm:request_success_total"
+# Tokens looked up in / found in the prefix cache; the `gpu_` names are vLLM's before 0.9.
+PREFIX_CACHE_QUERIES = ("vllm:prefix_cache_queries_total", "vllm:gpu_prefix_cache_queries_total")
+PREFIX_CACHE_HITS = ("vllm:prefix_cache_hits_total", "vllm:gpu_prefix_cache_hits_total")
 TTFT = ("vllm:time_to_first_token_seconds",)
 INTER_TOKEN = ("vllm:inter_token_latency_seconds", "vllm:time_per_output_token_seconds")  # the latter: old vLLM
 
@@ -45,6 +48,10 @@ class EngineMetrics:
     generation_tokens_total: float | None = None
     requests_total: float | None = None
     preemptions_total: float | None = None
+    prefix_cache_queries_total: float | None = None
+    prefix_cache_hits_total: float | None = None
+    # Hits / queries (tokens) since the previous scrape; None without queries in between.
+    prefix_cache_hit_rate: float | None = None
 
     def as_dict(self) -> dict[str, float | None]:
         return asdict(self)
@@ -112,6 +119,15 @@ def _parse_labels(line: str, position: int) -> tuple[dict[str, str], int]:
 def sum_of(samples: Iterable[Sample], name: str) -> float | None:
     values = [s.value for s in samples if s.name == name]
     return sum(values) if values else None
+
+
+def first_sum_of(samples: Iterable[Sample], names: tuple[str, ...]) -> float | None:
+    """The sum of the first of `names` present (a new name and the one it replaced are not added up)."""
+    for name in names:
+        total = sum_of(samples, name)
+        if total is not None:
+            return total
+    return None
 
 
 def mean_of(samples: Iterable[Sample], names: tuple[str, ...]) -> float | None:
@@ -187,11 +203,13 @@ class EngineMetricsReader:
     def __init__(self) -> None:
         self._ttft = HistogramWindow(TTFT)
         self._inter_token = HistogramWindow(INTER_TOKEN)
+        self._prefix_cache: tuple[float, float] | None = None  # (queries, hits) at the previous scrape
 
     def read(self, text: str) -> EngineMetrics:
         samples = parse_prometheus_text(text)
         ttft = self._ttft.advance(samples)
         inter_token = self._inter_token.advance(samples)
+        queries, hits = first_sum_of(samples, PREFIX_CACHE_QUERIES), first_sum_of(samples, PREFIX_CACHE_HITS)
         return EngineMetrics(
             running=sum_of(samples, RUNNING),
             waiting=sum_of(samples, WAITING),
@@ -204,7 +222,23 @@ class EngineMetricsReader:
             generation_tokens_total=sum_of(samples, GENERATION_TOKENS),
             requests_total=sum_of(samples, REQUEST_SUCCESS),
             preemptions_total=sum_of(samples, PREEMPTIONS),
+            prefix_cache_queries_total=queries,
+            prefix_cache_hits_total=hits,
+            prefix_cache_hit_rate=self._hit_rate(queries, hits),
         )
+
+    def _hit_rate(self, queries: float | None, hits: float | None) -> float | None:
+        """The share of prompt tokens served from the prefix cache since the previous scrape."""
+        if queries is None or hits is None:
+            self._prefix_cache = None
+            return None
+        previous, self._prefix_cache = self._prefix_cache, (queries, hits)
+        if previous is None:
+            return None
+        asked, found = queries - previous[0], hits - previous[1]
+        if asked < 0 or found < 0:  # the engine restarted: its counters began again from zero
+            asked, found = queries, hits
+        return min(found / asked, 1.0) if asked > 0 else None
 
 
 def _quantile(q: float, buckets: dict[float, float] | None) -> float | None:

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pytest
 
 from finops import calc
-from finops.traffic import nearest_rank
+from router.selectors import nearest_rank
 
 T0 = datetime(2026, 5, 14, 10, 0, tzinfo=UTC)
 

@@ -22,7 +22,8 @@ def heartbeat_payload(**overrides):
         "model": "mock-echo",
         "sent_at": "2026-11-26T12:00:00Z",
         "in_flight": 3,
-        "engine": {"running": 2, "waiting": 1, "kv_cache_usage": 0.25, "ttft_p95_s": 0.12, "prompt_tokens_total": 100},
+        "engine": {"running": 2, "waiting": 1, "kv_cache_usage": 0.25, "ttft_p95_s": 0.12, "prompt_tokens_total": 100,
+                   "prefix_cache_hits_total": 60, "prefix_cache_hit_rate": 0.6},
         "gpus": [{"index": 0, "name": "H100", "utilization_pct": 55.0, "memory_used_mb": 1000, "memory_total_mb": 81559,
                   "temperature_c": 61, "power_w": 300.5, "power_limit_w": 700}],
         "host": {"cpu_pct": 12.5, "memory_used_mb": 2048, "memory_total_mb": 65536},
@@ -35,6 +36,7 @@ def test_it_accepts_a_complete_heartbeat():
     heartbeat = validate_heartbeat(heartbeat_payload())
     assert heartbeat.status == "ready"
     assert heartbeat.engine["kv_cache_usage"] == 0.25
+    assert heartbeat.engine["prefix_cache_hit_rate"] == 0.6 and heartbeat.engine["prefix_cache_hits_total"] == 60
     assert heartbeat.gpus[0]["power_w"] == 300.5
 
 
@@ -52,6 +54,7 @@ def test_it_accepts_missing_optional_metrics_as_null():
         ({"in_flight": -1}, "in_flight"),
         ({"in_flight": "many"}, "in_flight"),
         ({"engine": {"kv_cache_usage": 7}}, "engine.kv_cache_usage"),
+        ({"engine": {"prefix_cache_hit_rate": 1.5}}, "engine.prefix_cache_hit_rate"),
         ({"host": {"memory_used_mb": -5}}, "host.memory_used_mb"),
         ({"gpus": [{"index": 0}] * 1_000}, "gpus"),
         ({"gpus": [{"index": 0, "memory_used_mb": -1}]}, "gpus[0].memory_used_mb"),

@@ -4,7 +4,7 @@ import pytest
 from django.db.backends.signals import connection_created
 
 from router.asgi import RouterApp
-from router.runtime import RouterConfig
+from router.config import RouterConfig
 from router.tests.factories import TEST_CONFIG, Engine, new_engine_key, serving_instance
 from router.tests.servers import UvicornThread
 from worker_agent.simulator import SimConfig

@@ -14,7 +14,7 @@ from instances.credentials import MintedCredentials, mint_credentials
 from instances.models import Instance
 from instances.status import Status
 from instances.tests.factories import make_instance
-from router.runtime import RouterConfig
+from router.config import RouterConfig
 from router.services import create_api_key
 from worker_agent.simulator.inprocess import LOOPBACK
 

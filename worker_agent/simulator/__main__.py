@@ -9,7 +9,15 @@ import sys
 from aiohttp import web
 
 from .app import create_app
-from .config import DEFAULT_MAX_MODEL_LEN, DEFAULT_MAX_NUM_SEQS, DEFAULT_PORT, SIM_VERSION, SimConfig
+from .config import (
+    DEFAULT_MAX_MODEL_LEN,
+    DEFAULT_MAX_NUM_SEQS,
+    DEFAULT_PORT,
+    DEFAULT_PREFILL_TOKENS_PER_SECOND,
+    SIM_VERSION,
+    SimConfig,
+)
+from .prefix_cache import DEFAULT_BLOCK_SIZE, DEFAULT_KV_CACHE_BLOCKS
 
 logger = logging.getLogger("worker_agent.simulator")
 
@@ -22,7 +30,14 @@ def parse_args(argv: list[str]) -> SimConfig:
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--load-time", type=float, default=0.0, help="seconds before the port listens")
-    parser.add_argument("--ttft", type=float, default=0.0, help="seconds before the first token")
+    parser.add_argument("--ttft", type=float, default=0.0,
+                        help="seconds before the first token, on top of the prompt's prefill")
+    parser.add_argument("--prefill-tokens-per-second", type=float, default=DEFAULT_PREFILL_TOKENS_PER_SECOND,
+                        help="uncached prompt tokens computed per second, one prefill at a time (0: no delay)")
+    parser.add_argument("--enable-prefix-caching", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--block-size", type=int, default=DEFAULT_BLOCK_SIZE, help="tokens per KV-cache block")
+    parser.add_argument("--num-gpu-blocks-override", type=int, default=DEFAULT_KV_CACHE_BLOCKS,
+                        help="KV-cache capacity in blocks (what vLLM computes from the GPU's memory)")
     parser.add_argument("--tokens-per-second", type=float, default=0.0, help="0 means no delay")
     parser.add_argument("--max-num-seqs", type=int, default=DEFAULT_MAX_NUM_SEQS)
     parser.add_argument("--max-model-len", type=int, default=DEFAULT_MAX_MODEL_LEN)
@@ -36,6 +51,10 @@ def parse_args(argv: list[str]) -> SimConfig:
         api_key=args.api_key,
         load_time_s=args.load_time,
         ttft_s=args.ttft,
+        prefill_tokens_per_second=args.prefill_tokens_per_second,
+        enable_prefix_caching=args.enable_prefix_caching,
+        block_size=args.block_size,
+        kv_cache_blocks=args.num_gpu_blocks_override,
         tokens_per_second=args.tokens_per_second,
         max_num_seqs=args.max_num_seqs,
         max_model_len=args.max_model_len,
@@ -72,7 +91,12 @@ def main(argv: list[str] | None = None) -> int:
     # Line-buffered so that a supervising agent sees each log line as it is written.
     sys.stdout.reconfigure(line_buffering=True)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(asctime)s %(message)s", stream=sys.stdout)
-    asyncio.run(serve(parse_args(sys.argv[1:] if argv is None else argv)))
+    try:
+        config = parse_args(sys.argv[1:] if argv is None else argv)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    asyncio.run(serve(config))
     return 0
 
 

@@ -12,7 +12,9 @@ from .openai_api import ENGINE_KEY
 
 METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # What POST /sim/config may change at run time, with the type each value must have.
-TUNABLES: dict[str, type] = {"ttft": float, "tokens_per_second": float, "max_num_seqs": int}
+TUNABLES: dict[str, type] = {
+    "ttft": float, "prefill_tokens_per_second": float, "tokens_per_second": float, "max_num_seqs": int,
+}
 
 
 async def health(request: web.Request) -> web.Response:
@@ -52,14 +54,17 @@ async def sim_config(request: web.Request) -> web.Response:
     config = engine.config
     if "ttft" in parsed:
         config.ttft_s = parsed["ttft"]
+    if "prefill_tokens_per_second" in parsed:
+        config.prefill_tokens_per_second = parsed["prefill_tokens_per_second"]
     if "tokens_per_second" in parsed:
         config.tokens_per_second = parsed["tokens_per_second"]
     if "max_num_seqs" in parsed:
         config.max_num_seqs = parsed["max_num_seqs"]
         engine.scheduler.resize(config.max_num_seqs)
-    return openai_api.json_response(
-        {"ttft": config.ttft_s, "tokens_per_second": config.tokens_per_second, "max_num_seqs": config.max_num_seqs}
-    )
+    return openai_api.json_response({
+        "ttft": config.ttft_s, "prefill_tokens_per_second": config.prefill_tokens_per_second,
+        "tokens_per_second": config.tokens_per_second, "max_num_seqs": config.max_num_seqs,
+    })
 
 
 def _parse_tunable(key: str, value: Any) -> float | int:

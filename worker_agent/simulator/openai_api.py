@@ -10,7 +10,15 @@ from aiohttp import web
 from . import errors
 from .engine import SimEngine
 from .sse import stream_completion, usage
-from .textgen import DEFAULT_MAX_TOKENS, count_tokens, embed, generate_words, last_user_text, message_text
+from .textgen import (
+    DEFAULT_MAX_TOKENS,
+    answer_tokens,
+    chat_tokens,
+    count_tokens,
+    embed,
+    generate_words,
+    last_user_text,
+)
 
 ENGINE_KEY: web.AppKey[SimEngine] = web.AppKey("engine", SimEngine)
 
@@ -61,6 +69,16 @@ def read_max_tokens(body: JsonBody, *names: str) -> int:
     return DEFAULT_MAX_TOKENS
 
 
+def refuse_beyond_context(engine: SimEngine, body: JsonBody, prompt_tokens: int, *names: str) -> None:
+    """vLLM's check: the prompt plus the output the client asked for (0 when it did not) must fit the
+    model's context."""
+    requested = next((body[name] for name in names if body.get(name) is not None), 0)
+    limit = engine.config.max_model_len
+    if prompt_tokens > limit - requested:
+        raise RequestError(errors.context_too_long(prompt_tokens=prompt_tokens, max_tokens=requested,
+                                                   max_model_len=limit))
+
+
 def json_response(payload: JsonBody) -> web.Response:
     return web.Response(body=json.dumps(payload).encode(), content_type="application/json")
 
@@ -97,14 +115,17 @@ async def chat_completions(request: web.Request) -> web.StreamResponse:
         if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
             raise RequestError(errors.bad_request("messages must be a non-empty list of objects.", "messages"))
         max_tokens = read_max_tokens(body, "max_completion_tokens", "max_tokens")
+        tokens = chat_tokens(messages)
+        refuse_beyond_context(engine, body, len(tokens), "max_completion_tokens", "max_tokens")
     except RequestError as exc:
         return exc.response
-    prompt_tokens = sum(count_tokens(message_text(m.get("content"))) for m in messages)
+    prompt_tokens = len(tokens)
     words = generate_words(last_user_text(messages), max_tokens)
     completion_id = f"chatcmpl-{uuid.uuid4().hex}"
     if body.get("stream"):
-        return await stream_completion(request, engine, body, [words], prompt_tokens, completion_id, chat=True)
-    await engine.generate([words], prompt_tokens=prompt_tokens)
+        return await stream_completion(request, engine, body, [words], [tokens], completion_id, chat=True)
+    await engine.generate([words], prompt_tokens=prompt_tokens, prompts=[tokens],
+                          continuations=[answer_tokens(words)])
     return json_response(
         {
             "id": completion_id,
@@ -136,14 +157,17 @@ async def completions(request: web.Request) -> web.StreamResponse:
         if not isinstance(prompts, list) or not prompts or not all(isinstance(p, str) for p in prompts):
             raise RequestError(errors.bad_request("prompt must be a string or a list of strings.", "prompt"))
         max_tokens = read_max_tokens(body, "max_tokens")
+        token_lists = [prompt.split() for prompt in prompts]
+        for tokens in token_lists:
+            refuse_beyond_context(engine, body, len(tokens), "max_tokens")
     except RequestError as exc:
         return exc.response
-    prompt_tokens = sum(count_tokens(prompt) for prompt in prompts)
+    prompt_tokens = sum(len(tokens) for tokens in token_lists)
     choices = [generate_words(prompt, max_tokens) for prompt in prompts]
     completion_id = f"cmpl-{uuid.uuid4().hex}"
     if body.get("stream"):
-        return await stream_completion(request, engine, body, choices, prompt_tokens, completion_id, chat=False)
-    await engine.generate(choices, prompt_tokens=prompt_tokens)
+        return await stream_completion(request, engine, body, choices, token_lists, completion_id, chat=False)
+    await engine.generate(choices, prompt_tokens=prompt_tokens, prompts=token_lists, continuations=choices)
     return json_response(
         {
             "id": completion_id,
@@ -175,6 +199,8 @@ async def embeddings(request: web.Request) -> web.StreamResponse:
             inputs = [inputs]
         if not isinstance(inputs, list) or not inputs or not all(isinstance(i, str) for i in inputs):
             raise RequestError(errors.bad_request("input must be a string or a list of strings.", "input"))
+        for text in inputs:
+            refuse_beyond_context(engine, {}, count_tokens(text))
     except RequestError as exc:
         return exc.response
     prompt_tokens = sum(count_tokens(text) for text in inputs)

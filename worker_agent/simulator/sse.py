@@ -7,6 +7,7 @@ from typing import Any
 from aiohttp import web
 
 from .engine import SimEngine
+from .textgen import answer_tokens
 
 SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache"}
 SSE_DONE = b"data: [DONE]\n\n"
@@ -28,12 +29,14 @@ async def stream_completion(
     engine: SimEngine,
     body: JsonBody,
     choices: list[list[str]],
-    prompt_tokens: int,
+    prompts: list[list[str]],
     completion_id: str,
     *,
     chat: bool,
 ) -> web.StreamResponse:
-    """SSE framing as vLLM writes it: one `data: {json}` event per token, usage last, then [DONE]."""
+    """SSE framing as vLLM writes it: one `data: {json}` event per token, usage last, then [DONE].
+    `prompts`: the tokens of each prompt."""
+    prompt_tokens = sum(len(tokens) for tokens in prompts)
     response = web.StreamResponse(headers=SSE_HEADERS)
     await response.prepare(request)
     created = int(time.time())
@@ -61,7 +64,9 @@ async def stream_completion(
             await send([{"index": index, "text": text, "logprobs": None, "finish_reason": finish,
                          "stop_reason": None}])
 
-    await engine.generate(choices, prompt_tokens=prompt_tokens, on_token=on_token)
+    continuations = [answer_tokens(words) for words in choices] if chat else choices
+    await engine.generate(choices, prompt_tokens=prompt_tokens, prompts=prompts, continuations=continuations,
+                          on_token=on_token)
     stream_options = body.get("stream_options")
     if isinstance(stream_options, dict) and stream_options.get("include_usage"):
         await send([], usage=usage(prompt_tokens, sum(len(words) for words in choices)))

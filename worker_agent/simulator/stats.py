@@ -98,7 +98,8 @@ class EngineStats:
             gaps = generation_tokens - 1
             self.inter_token.observe(max(e2e_s - ttft_s, 0.0) / gaps, gaps)
 
-    def render(self, *, model_name: str, running: int, waiting: int, kv_cache_usage: float) -> str:
+    def render(self, *, model_name: str, running: int, waiting: int, kv_cache_usage: float,
+               prefix_cache_queries: int = 0, prefix_cache_hits: int = 0) -> str:
         labels = f'model_name="{_escape(model_name)}"'
         out: list[str] = []
         for name, help_text, value in (
@@ -112,6 +113,9 @@ class EngineStats:
             ("vllm:num_preemptions", "Cumulative number of preemption from the engine.", self.preemptions),
             ("vllm:prompt_tokens", "Number of prefill tokens processed.", self.prompt_tokens),
             ("vllm:generation_tokens", "Number of generation tokens processed.", self.generation_tokens),
+            ("vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.",
+             prefix_cache_queries),
+            ("vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.", prefix_cache_hits),
         ):
             _render_counter(out, name, help_text, [(f'engine="0",{labels}', value)], self.created)
         _render_counter(

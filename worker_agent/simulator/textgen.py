@@ -33,6 +33,24 @@ def message_text(content: Any) -> str:
     return ""
 
 
+def chat_tokens(messages: list[dict[str, Any]]) -> list[str]:
+    """The prompt's tokens as the engine sees them after its chat template: every message's words in
+    order, the first of each tagged with its role (so that the same words said by another role are other
+    tokens, and the count stays the number of words)."""
+    tokens: list[str] = []
+    for message in messages:
+        words = message_text(message.get("content")).split()
+        if words:
+            words[0] = f"{message.get('role')}:{words[0]}"
+            tokens.extend(words)
+    return tokens
+
+
+def answer_tokens(words: list[str]) -> list[str]:
+    """An answer's tokens as the next turn's prompt holds them (see chat_tokens)."""
+    return [f"assistant:{words[0]}", *words[1:]] if words else []
+
+
 def last_user_text(messages: list[dict[str, Any]]) -> str:
     for message in reversed(messages):
         if message.get("role") == "user":

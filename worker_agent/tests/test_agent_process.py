@@ -19,6 +19,7 @@ pytestmark = pytest.mark.slow  # each test starts an agent process (and most a s
 ENGINE_KEYS = {
     "running", "waiting", "kv_cache_usage", "ttft_p50_s", "ttft_p95_s", "itl_p50_s", "itl_p95_s",
     "prompt_tokens_total", "generation_tokens_total", "requests_total", "preemptions_total",
+    "prefix_cache_queries_total", "prefix_cache_hits_total", "prefix_cache_hit_rate",
 }
 HOST_KEYS = {"cpu_pct", "memory_used_mb", "memory_total_mb", "disk_used_gb", "disk_total_gb", "net_rx_bytes",
              "net_tx_bytes"}

@@ -47,6 +47,31 @@ def test_it_reads_gauges_and_counters_of_a_data_parallel_vllm_summed_across_engi
     assert metrics.generation_tokens_total == 786_432.0
     assert metrics.requests_total == 397.0  # every finished_reason of both engines
     assert metrics.preemptions_total == 4.0
+    assert metrics.prefix_cache_queries_total == 1_572_864.0  # tokens, the new name only (not the gpu_ one too)
+    assert metrics.prefix_cache_hits_total == 393_216.0
+
+
+def prefix_scrape(queries: float, hits: float, *, old_names: bool = False) -> str:
+    prefix = "vllm:gpu_prefix_cache" if old_names else "vllm:prefix_cache"
+    return (f'{prefix}_queries_total{{engine="0"}} {queries}\n{prefix}_hits_total{{engine="0"}} {hits}\n'
+            f'{prefix}_queries_total{{engine="1"}} 0.0\n{prefix}_hits_total{{engine="1"}} 0.0\n')
+
+
+def test_it_reports_the_prefix_cache_hit_rate_of_the_tokens_queried_since_the_last_scrape():
+    reader = EngineMetricsReader()
+    first = reader.read(prefix_scrape(1000, 100))
+    assert first.prefix_cache_hit_rate is None  # nothing to compare with yet
+    assert reader.read(prefix_scrape(3000, 1700)).prefix_cache_hit_rate == pytest.approx(0.8)
+    assert reader.read(prefix_scrape(3000, 1700)).prefix_cache_hit_rate is None  # no query in between
+    restarted = reader.read(prefix_scrape(400, 100))  # counters began again from zero
+    assert restarted.prefix_cache_hit_rate == pytest.approx(0.25)
+
+
+def test_it_reads_the_prefix_cache_counters_of_a_vllm_before_0_9():
+    reader = EngineMetricsReader()
+    reader.read(prefix_scrape(100, 0, old_names=True))
+    metrics = reader.read(prefix_scrape(300, 50, old_names=True))
+    assert (metrics.prefix_cache_queries_total, metrics.prefix_cache_hit_rate) == (300.0, 0.25)
 
 
 def test_it_has_no_latency_quantiles_after_a_single_scrape():

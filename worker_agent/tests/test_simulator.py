@@ -221,7 +221,8 @@ def test_its_runtime_config_rejects_unknown_or_invalid_settings(sim):
     assert call(sim, "/sim/config", {"colour": 1})[0] == 400
     assert call(sim, "/sim/config", {"max_num_seqs": 0})[0] == 400
     status, body = call(sim, "/sim/config", {"max_num_seqs": 8, "tokens_per_second": 50})
-    assert status == 200 and json.loads(body) == {"ttft": 0.0, "tokens_per_second": 50.0, "max_num_seqs": 8}
+    assert status == 200 and json.loads(body) == {"ttft": 0.0, "prefill_tokens_per_second": 4000.0,
+                                                  "tokens_per_second": 50.0, "max_num_seqs": 8}
 
 
 @pytest.mark.slow

@@ -1,0 +1,47 @@
+"""What tells the routers that something they route on changed (router/changes.py): API keys saved or
+deleted, instances entering or leaving `ready` (instances.lifecycle.status_changed, sent after the
+commit), and the models that make up the pool directory (settings.ROUTER_DIRECTORY_MODELS, by label:
+the router does not import autoscaling). Connected in RouterConfig.ready()."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+
+from instances.lifecycle import status_changed
+from instances.status import Status
+from router import changes
+from router.models import ApiKey
+
+
+def connect() -> None:
+    status_changed.connect(instance_status_changed, dispatch_uid="router-instance-status")
+    post_save.connect(api_key_saved, sender=ApiKey, dispatch_uid="router-key-saved")
+    post_delete.connect(api_key_deleted, sender=ApiKey, dispatch_uid="router-key-deleted")
+    post_save.connect(directory_changed, dispatch_uid="router-directory-saved")
+    post_delete.connect(directory_changed, dispatch_uid="router-directory-deleted")
+
+
+def instance_status_changed(sender, *, instance, before, after, **kwargs) -> None:
+    """Sent after the commit. Leaving `ready` (a drain, a failure, a termination) stops traffic on every
+    replica before this returns; entering it makes every replica reload before this returns."""
+    if before == Status.READY and after != Status.READY:
+        changes.announce(changes.INSTANCE_LEFT, instance_id=str(instance.pk))
+    elif after == Status.READY and before != Status.READY:
+        changes.announce(changes.INSTANCES)
+
+
+def api_key_saved(sender, *, instance: ApiKey, created: bool, **kwargs) -> None:
+    if instance.revoked_at is not None:
+        changes.announce_on_commit(changes.KEY_REVOKED, key_hash=instance.key_hash)
+    else:
+        changes.announce_on_commit(changes.KEYS)
+
+
+def api_key_deleted(sender, *, instance: ApiKey, **kwargs) -> None:
+    changes.announce_on_commit(changes.KEY_REVOKED, key_hash=instance.key_hash)
+
+
+def directory_changed(sender, **kwargs) -> None:
+    if sender._meta.label in settings.ROUTER_DIRECTORY_MODELS:
+        changes.announce_on_commit(changes.POOLS)
