@@ -11,7 +11,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from inventiv.env import env_bool, env_int, env_list, env_secret, env_str
-from inventiv.keys import read_encryption_keys, read_secret_key
+from inventiv.keys import PLACEHOLDER_PREFIX, read_encryption_keys, read_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("INVENTIV_VAR_DIR", str(BASE_DIR / "var")))
@@ -111,6 +111,8 @@ def _database() -> dict:
         config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0))
     except Exception as exc:  # dj_database_url raises several types for bad URLs
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Inventiv understands: {exc}") from None
+    if str(config.get("PASSWORD") or "").startswith(PLACEHOLDER_PREFIX):
+        raise ImproperlyConfigured("the database password is still the placeholder from .env.example (POSTGRES_PASSWORD)")
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Web, worker threads and beat share the file: wait for locks instead of failing at once, and let
         # readers go on while one of them writes (write-ahead log).

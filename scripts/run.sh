@@ -26,6 +26,7 @@ supervise() {
     child=$!
     status=0
     wait "$child" || status=$?
+    kill -0 $$ 2>/dev/null || exit 0  # this script was killed outright: nobody to keep things up for
     if ((SECONDS - started >= STABLE_S)); then delay=$RESTART_FIRST_S; fi
     echo "run.sh: $name exited with status $status; starting it again in ${delay}s" >&2
     sleep "$delay" &

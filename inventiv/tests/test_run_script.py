@@ -52,6 +52,16 @@ def alive(pid: int) -> bool:
     return True
 
 
+def _stop_everything(run: subprocess.Popen, log: Path) -> None:
+    """After a failure: whatever the script or its children left running."""
+    if run.poll() is None:
+        os.killpg(run.pid, signal.SIGKILL)  # the script and its supervising subshells
+        run.wait()
+    for _, _, pid in events(log):
+        if alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_run_sh_restarts_a_child_that_exits_and_ctrl_c_stops_every_child(tmp_path):
     venv_bin = tmp_path / "venv" / "bin"
     venv_bin.mkdir(parents=True)
@@ -63,7 +73,7 @@ def test_run_sh_restarts_a_child_that_exits_and_ctrl_c_stops_every_child(tmp_pat
 
     with open(stderr, "wb") as errors:
         run = subprocess.Popen([str(settings.BASE_DIR / "scripts" / "run.sh")], env=env, stdout=subprocess.DEVNULL,
-                               stderr=errors)
+                               stderr=errors, start_new_session=True)
     try:
         def started(role: str) -> list[int]:
             return [pid for event, name, pid in events(log) if event == "start" and name == role]
@@ -75,11 +85,11 @@ def test_run_sh_restarts_a_child_that_exits_and_ctrl_c_stops_every_child(tmp_pat
 
         run.send_signal(signal.SIGINT)  # Ctrl-C
         run.wait(timeout=STOPPED_WITHIN_S)
-    finally:
-        if run.poll() is None:
-            run.kill()
 
-    children = {pid for event, _, pid in events(log) if event == "start"}
-    assert {pid for event, _, pid in events(log) if event == "stop"} == children - {started("worker")[0]}
-    assert not [pid for pid in children if alive(pid)]
-    assert len(started("worker")) == 2  # nothing was started again after Ctrl-C
+        children = {pid for event, _, pid in events(log) if event == "start"}
+        assert {pid for event, _, pid in events(log) if event == "stop"} == children - {started("worker")[0]}
+        assert not [pid for pid in children if alive(pid)]
+        assert len(started("worker")) == 2  # nothing was started again after Ctrl-C
+    except BaseException:
+        _stop_everything(run, log)  # leave nothing running behind a failure
+        raise
