@@ -42,6 +42,7 @@ if INVENTIV_HTTPS:
 # HSTS is opt-in on its own: browsers remember it for this many seconds, so turn it on once HTTPS works.
 SECURE_HSTS_SECONDS = env_int("INVENTIV_HSTS_SECONDS", 0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("INVENTIV_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("INVENTIV_HSTS_PRELOAD", False)
 if SECURE_HSTS_SECONDS and not INVENTIV_HTTPS:
     raise ImproperlyConfigured("INVENTIV_HSTS_SECONDS needs INVENTIV_HTTPS=1 (HSTS is only sent over HTTPS)")
 

@@ -65,16 +65,21 @@ ensure_base() {
     tar -C "$rootfs" -cf "$tarball.partial" . && mv "$tarball.partial" "$tarball"
     rm -rf "$rootfs"
   fi
-  podman import --change "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt" "$tarball" "$BASE_IMAGE" >/dev/null
+  podman import --change "ENV PIP_CERT=/etc/ssl/certs/ca-certificates.crt" "$tarball" "$BASE_IMAGE" >/dev/null 2>&1
 }
 
 # build TAG DOCKERFILE: prints the image's id (the tag may be moved meanwhile by a build beside this one).
+# The image the tag named before is removed, unless still in use: one image per tag stays on disk, and its
+# layers are the cache of the next build.
 build() {
-  local name=${1##*/}
+  local name=${1##*/} previous id
+  previous=$(podman image inspect --format '{{.Id}}' "$1" 2>/dev/null || true)
   log "building $1 from $2"
   podman build --isolation chroot --build-arg BASE_IMAGE="$BASE_IMAGE" -f "$2" -t "$1" \
     --iidfile "$WORK/$name.iid" . >"$WORK/build-$name.log" 2>&1 || { tail -40 "$WORK/build-$name.log"; fail "podman build $2"; }
-  cat "$WORK/$name.iid"
+  id=$(cat "$WORK/$name.iid")
+  if [ -n "$previous" ] && [ "${id#sha256:}" != "$previous" ]; then podman rmi "$previous" >/dev/null 2>&1 || true; fi
+  echo "$id"
 }
 
 # mount_image ID: sets ROOT to the image's files, read-only, with a writable /app/var and /tmp, /dev and /proc.
@@ -101,6 +106,21 @@ in_image() {
     "${PRODUCTION_ENV[@]}" "${EXTRA_ENV[@]}" "$@"
 }
 
+# start_in_image LOG ROOT COMMAND...: in_image in the background, its output in LOG. The subshell becomes
+# the command (exec), so that the pid kept in PIDS is the command's and cleanup stops the command itself.
+start_in_image() {
+  local logfile=$1
+  shift
+  (exec > "$logfile" 2>&1; in_image_exec "$@") &
+  PIDS+=($!)
+}
+in_image_exec() {
+  local root=$1
+  shift
+  exec chroot --userspec="$APP_UID:$APP_UID" "$root" /usr/bin/env -i -C "$WORKDIR" "${IMAGE_ENV[@]}" \
+    "${PRODUCTION_ENV[@]}" "${EXTRA_ENV[@]}" "$@"
+}
+
 # compose SERVICE [--healthcheck]: sets ARGV to the service's command (or healthcheck) in docker-compose.yml.
 compose() {
   local out
@@ -117,7 +137,8 @@ wait_until() {  # wait_until COMMAND...: whether COMMAND succeeds within READY_S
 }
 
 # The production settings: .env.example as an operator fills it in, the CI database and Redis in place of
-# compose's, and HSTS turned on (opt-in, README "HTTPS") so that check --deploy has nothing to report.
+# compose's, and HSTS turned on with its options (each opt-in, README "HTTPS"), so that check --deploy has
+# nothing left to report.
 write_production_env() {
   {
     grep -E '^[A-Z_][A-Z0-9_]*=' .env.example
@@ -127,6 +148,8 @@ write_production_env() {
     echo "DATABASE_URL=postgres://postgres@127.0.0.1:5432/$SMOKE_DB"
     echo "REDIS_URL=$SMOKE_REDIS_URL"
     echo "INVENTIV_HSTS_SECONDS=$HSTS_S"
+    echo "INVENTIV_HSTS_INCLUDE_SUBDOMAINS=1"
+    echo "INVENTIV_HSTS_PRELOAD=1"
   } >"$WORK/production.env"
   mapfile -t PRODUCTION_ENV < <(grep -E '^[A-Z_][A-Z0-9_]*=' "$WORK/production.env")
 }
@@ -145,7 +168,7 @@ smoke_control_plane() {
   WORKDIR=$(podman image inspect --format '{{.Config.WorkingDir}}' "$image")
   EXTRA_ENV=()
   write_production_env
-  psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS $SMOKE_DB WITH (FORCE)" \
+  PGOPTIONS=--client-min-messages=warning psql -h 127.0.0.1 -U postgres -q -c "DROP DATABASE IF EXISTS $SMOKE_DB WITH (FORCE)" \
     -c "CREATE DATABASE $SMOKE_DB" >/dev/null
 
   compose migrate
@@ -161,8 +184,7 @@ smoke_control_plane() {
   EXTRA_ENV=("UVICORN_HOST=127.0.0.1" "UVICORN_PORT=$port")  # loopback only, on a free port
   compose web
   log "web, as docker-compose.yml's web service: ${ARGV[*]} (port $port)"
-  in_image "$root" "${ARGV[@]}" >"$WORK/web.log" 2>&1 &
-  PIDS+=($!)
+  start_in_image "$WORK/web.log" "$root" "${ARGV[@]}"
   compose web --healthcheck
   wait_until in_image "$root" "${ARGV[@]}" || { cat "$WORK/web.log"; fail "web's healthcheck (${ARGV[*]})"; }
   version=$(curl -fsS --max-time 10 -H "Host: inventiv.example.com" -H "X-Forwarded-Proto: https" \
@@ -179,16 +201,14 @@ smoke_control_plane() {
   EXTRA_ENV=("HOSTNAME=$(hostname)")  # the worker's healthcheck names it celery@$HOSTNAME
   compose worker
   log "worker, as docker-compose.yml's worker service: ${ARGV[*]}"
-  in_image "$root" "${ARGV[@]}" >"$WORK/worker.log" 2>&1 &
-  PIDS+=($!)
+  start_in_image "$WORK/worker.log" "$root" "${ARGV[@]}"
   wait_until grep -q " ready." "$WORK/worker.log" || { cat "$WORK/worker.log"; fail "the worker is not ready"; }
   compose worker --healthcheck
   in_image "$root" "${ARGV[@]}" >/dev/null 2>&1 || { cat "$WORK/worker.log"; fail "worker's healthcheck"; }
 
   compose beat
   log "beat, as docker-compose.yml's beat service: ${ARGV[*]}"
-  in_image "$root" "${ARGV[@]}" >"$WORK/beat.log" 2>&1 &
-  PIDS+=($!)
+  start_in_image "$WORK/beat.log" "$root" "${ARGV[@]}"
   compose beat --healthcheck
   wait_until in_image "$root" "${ARGV[@]}" || { cat "$WORK/beat.log"; fail "beat's healthcheck (${ARGV[*]})"; }
   grep -q "beat: Starting" "$WORK/beat.log" || { cat "$WORK/beat.log"; fail "beat did not start"; }
