@@ -19,7 +19,9 @@ from django.conf import settings
 
 # Domain separation: the key derived from SECRET_KEY serves this purpose only.
 HKDF_INFO = b"inventiv:instance-secrets:v1"
-UNREADABLE = "cannot decrypt: was the key it was encrypted with removed from INVENTIV_ENCRYPTION_KEYS (or SECRET_KEY changed)?"
+UNREADABLE = (
+    "cannot decrypt: was the key it was encrypted with removed from INVENTIV_ENCRYPTION_KEYS (or SECRET_KEY changed)?"
+)
 
 
 @lru_cache(maxsize=4)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 from pathlib import Path
 
@@ -42,9 +43,10 @@ def read_secret_key(*, var_dir: Path) -> str:
 
 
 def read_encryption_keys() -> list[str]:
-    """The Fernet keys for secrets at rest, newest first: INVENTIV_ENCRYPTION_KEYS (comma-separated), or the
-    older single INVENTIV_ENCRYPTION_KEY as a list of one; [] when neither is set (a key derived from
-    SECRET_KEY is used then, see inventiv/crypto.py). Either may be read from a file (`..._FILE`)."""
+    """The Fernet keys for secrets at rest, newest first: INVENTIV_ENCRYPTION_KEYS (separated by commas, or by
+    lines in a file), or the older single INVENTIV_ENCRYPTION_KEY as a list of one; [] when neither is set (a
+    key derived from SECRET_KEY is used then, see inventiv/crypto.py). Either may be read from a file
+    (`..._FILE`, as Docker and Kubernetes secrets are)."""
     listed, single = env_secret("INVENTIV_ENCRYPTION_KEYS"), env_secret("INVENTIV_ENCRYPTION_KEY")
     if listed and single:
         raise ImproperlyConfigured(
@@ -52,7 +54,7 @@ def read_encryption_keys() -> list[str]:
             "INVENTIV_ENCRYPTION_KEYS, with the older key in it after the new one"
         )
     name = "INVENTIV_ENCRYPTION_KEYS" if listed else "INVENTIV_ENCRYPTION_KEY"
-    keys = [key.strip() for key in (listed or single).split(",") if key.strip()]
+    keys = [key for key in re.split(r"[,\s]+", listed or single) if key]
     for position, key in enumerate(keys, start=1):
         if key.startswith(PLACEHOLDER_PREFIX):
             raise ImproperlyConfigured(

@@ -113,7 +113,9 @@ def _database() -> dict:
     except Exception as exc:  # dj_database_url raises several types for bad URLs
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Inventiv understands: {exc}") from None
     if str(config.get("PASSWORD") or "").startswith(PLACEHOLDER_PREFIX):
-        raise ImproperlyConfigured("the database password is still the placeholder from .env.example (POSTGRES_PASSWORD)")
+        raise ImproperlyConfigured(
+            "the database password is still the placeholder from .env.example (POSTGRES_PASSWORD)"
+        )
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Web, worker threads and beat share the file: wait for locks instead of failing at once, and let
         # readers go on while one of them writes (write-ahead log).

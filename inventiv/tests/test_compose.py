@@ -39,7 +39,9 @@ NOT_IN_ENV_EXAMPLE = {
 }
 SETTINGS_MODULES = ("inventiv/settings.py", "inventiv/keys.py", "inventiv/asgi.py",
                     "inventiv/management/commands/ensure_admin.py", "providers/scaleway.py")
-ENV_READ = re.compile(r"""(?:env_(?:str|bool|int|list|secret)|_networks|os\.environ\.get|ENV_[A-Z_]+ =)\(?\s*"([A-Z][A-Z0-9_]+)\"""")
+ENV_READ = re.compile(
+    r"""(?:env_(?:str|bool|int|list|secret)|_networks|os\.environ\.get|ENV_[A-Z_]+ =)\(?\s*"([A-Z][A-Z0-9_]+)\""""
+)
 
 
 def env_example(name: str) -> dict[str, str]:

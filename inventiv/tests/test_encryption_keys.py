@@ -55,6 +55,12 @@ def test_the_keys_are_read_newest_first_and_the_single_key_of_older_versions_as_
     assert read_encryption_keys() == [NEW_KEY, OLD_KEY]
 
 
+def test_a_key_file_may_hold_one_key_per_line(monkeypatch, tmp_path):
+    (tmp_path / "keys").write_text(f"{NEW_KEY}\n{OLD_KEY}\n")
+    monkeypatch.setenv("INVENTIV_ENCRYPTION_KEYS_FILE", str(tmp_path / "keys"))
+    assert read_encryption_keys() == [NEW_KEY, OLD_KEY]
+
+
 def test_both_key_variables_at_once_are_refused(monkeypatch):
     monkeypatch.setenv("INVENTIV_ENCRYPTION_KEYS", NEW_KEY)
     monkeypatch.setenv("INVENTIV_ENCRYPTION_KEY", OLD_KEY)

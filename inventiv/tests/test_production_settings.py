@@ -42,8 +42,9 @@ def settings_with(tmp_path, **variables: str) -> dict:
 
 def production(**overrides: str) -> dict[str, str]:
     """.env.example filled in as the README says."""
-    return {**env_example(), "SECRET_KEY": secrets.token_urlsafe(50), "INVENTIV_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
-            "POSTGRES_PASSWORD": "not-used-by-django", **overrides}
+    return {**env_example(), "SECRET_KEY": secrets.token_urlsafe(50),
+            "INVENTIV_ENCRYPTION_KEYS": Fernet.generate_key().decode(), "POSTGRES_PASSWORD": "not-used-by-django",
+            **overrides}
 
 
 def test_without_https_cookies_may_travel_over_plain_http(tmp_path):
