@@ -14,11 +14,13 @@ STABLE_S=60                            # a child that ran this long is restarted
 mkdir -p var
 
 # Runs one child for ever: restarts it when it exits; on SIGTERM stops it (and waits for it) and returns.
-# The child runs in a session of its own, so Ctrl-C in the terminal reaches this script only, which stops
-# every child once (a child that saw Ctrl-C itself would look like a crash and be restarted).
+# Ctrl-C is this script's to handle: the child runs in a session of its own, which the terminal's SIGINT
+# does not reach (a child that saw it would look like a crash and be restarted), and the supervising
+# subshell ignores it, waiting for the SIGTERM that cleanup() sends (dying of it would orphan the child).
 supervise() {
   local name=$1 child=0 delay=$RESTART_FIRST_S started status
   shift
+  trap '' INT
   trap 'kill -TERM "$child" 2>/dev/null || true; wait "$child" 2>/dev/null || true; exit 0' TERM
   while true; do
     started=$SECONDS

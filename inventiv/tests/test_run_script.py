@@ -83,7 +83,7 @@ def test_run_sh_restarts_a_child_that_exits_and_ctrl_c_stops_every_child(tmp_pat
         assert "run.sh: worker exited with status 3; starting it again in 1s" in stderr.read_text()
         assert run.poll() is None  # one child exiting stops nothing else
 
-        run.send_signal(signal.SIGINT)  # Ctrl-C
+        os.killpg(run.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the script's whole process group
         run.wait(timeout=STOPPED_WITHIN_S)
 
         children = {pid for event, _, pid in events(log) if event == "start"}
