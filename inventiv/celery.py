@@ -1,13 +1,24 @@
 import os
+import warnings
 
 from celery import Celery
-from celery.signals import task_prerun
+from celery.exceptions import CPendingDeprecationWarning
+from celery.signals import task_prerun, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inventiv.settings")
 
-app = Celery("inventiv")
+# BrokerAMQP: Celery's AMQP helper with a connection that survives broker outages (inventiv/broker.py).
+app = Celery("inventiv", amqp="inventiv.broker:BrokerAMQP")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@worker_ready.connect
+def _quiet_reconnect_warning(**kwargs) -> None:
+    """Celery prints nine lines at every broker reconnect to say that a later version will cancel running
+    tasks by default; settings chooses explicitly (CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS).
+    Added once the worker is ready: setting up its logging puts an "always show" filter in front before."""
+    warnings.filterwarnings("ignore", message=r"\s*In Celery 5\.1 we introduced", category=CPendingDeprecationWarning)
 
 
 @task_prerun.connect

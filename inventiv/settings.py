@@ -4,16 +4,14 @@ Embedded defaults need no server: a SQLite file and Celery's filesystem transpor
 Production sets DATABASE_URL (PostgreSQL) and REDIS_URL.
 """
 
-import base64
-import binascii
 import ipaddress
-import secrets
 from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from inventiv.env import env_bool, env_int, env_list, env_secret, env_str
+from inventiv.keys import PLACEHOLDER_PREFIX, read_encryption_keys, read_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("INVENTIV_VAR_DIR", str(BASE_DIR / "var")))
@@ -23,46 +21,30 @@ VERSION = (BASE_DIR / "VERSION").read_text().strip()
 DEBUG = env_bool("DEBUG", False)
 
 
-def _secret_key() -> str:
-    key = env_secret("SECRET_KEY")
-    if key:
-        return key
-    # Embedded mode: a random key kept in var/ so sessions survive restarts.
-    path = VAR_DIR / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
-SECRET_KEY = _secret_key()
-if len(SECRET_KEY) < 32:
-    raise ImproperlyConfigured("SECRET_KEY must be at least 32 characters long")
-
-
-def _encryption_key() -> str:
-    """A Fernet key (32 url-safe base64 bytes) for secrets stored at rest, or "" to derive one from SECRET_KEY."""
-    key = env_secret("INVENTIV_ENCRYPTION_KEY")
-    if key:
-        try:
-            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
-        except (ValueError, binascii.Error):
-            valid = False
-        if not valid:
-            raise ImproperlyConfigured(
-                "INVENTIV_ENCRYPTION_KEY must be a Fernet key: 32 bytes, url-safe base64 "
-                "(python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())')"
-            )
-    return key
-
-
-# Encrypts per-instance engine API keys at rest. Changing it makes stored keys unreadable.
-INVENTIV_ENCRYPTION_KEY = _encryption_key()
+SECRET_KEY = read_secret_key(var_dir=VAR_DIR)
+# Fernet keys that encrypt secrets at rest (engine API keys...), newest first; [] derives one from SECRET_KEY.
+# A key may leave this list only after `manage.py rotate_encryption_key` (README, "Rotating the encryption key").
+INVENTIV_ENCRYPTION_KEYS = read_encryption_keys()
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # How GPU machines reach the control plane (worker registration and heartbeats).
 PUBLIC_URL = env_str("INVENTIV_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+
+# --- HTTPS behind a reverse proxy (README, "HTTPS") -------------------------------------------
+# One switch: the proxy terminates TLS and says so in X-Forwarded-Proto, cookies travel over HTTPS only, and
+# plain-HTTP requests that reach Django are redirected (INVENTIV_HTTPS_REDIRECT=0 leaves that to the proxy).
+INVENTIV_HTTPS = env_bool("INVENTIV_HTTPS", False)
+if INVENTIV_HTTPS:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_SSL_REDIRECT = env_bool("INVENTIV_HTTPS_REDIRECT", True)
+# HSTS is opt-in on its own: browsers remember it for this many seconds, so turn it on once HTTPS works.
+SECURE_HSTS_SECONDS = env_int("INVENTIV_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("INVENTIV_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("INVENTIV_HSTS_PRELOAD", False)
+if SECURE_HSTS_SECONDS and not INVENTIV_HTTPS:
+    raise ImproperlyConfigured("INVENTIV_HSTS_SECONDS needs INVENTIV_HTTPS=1 (HSTS is only sent over HTTPS)")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -131,6 +113,10 @@ def _database() -> dict:
         config = dj_database_url.parse(url, conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0))
     except Exception as exc:  # dj_database_url raises several types for bad URLs
         raise ImproperlyConfigured(f"DATABASE_URL is not a database URL Inventiv understands: {exc}") from None
+    if str(config.get("PASSWORD") or "").startswith(PLACEHOLDER_PREFIX):
+        raise ImproperlyConfigured(
+            "the database password is still the placeholder from .env.example (POSTGRES_PASSWORD)"
+        )
     if config["ENGINE"] == "django.db.backends.sqlite3":
         # Web, worker threads and beat share the file: wait for locks instead of failing at once, and let
         # readers go on while one of them writes (write-ahead log).
@@ -173,8 +159,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
+# The image collects static files at build time outside the var volume (INVENTIV_STATIC_ROOT=/app/staticfiles).
+STATIC_ROOT = Path(env_str("INVENTIV_STATIC_ROOT", str(VAR_DIR / "staticfiles")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # The project serves its own static files (no CDN, no separate web server needed).
 WHITENOISE_USE_FINDERS = True
@@ -211,7 +198,9 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ---------------------------------------------------------------------------------
 REDIS_URL = env_str("REDIS_URL")
-CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://"
+BROKER_CONNECT_TIMEOUT_S = 5
+# "localhost" only keeps kombu from warning "No hostname was supplied" each time it copies the connection.
+CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost//"
 BROKER_DIR = VAR_DIR / "broker"
 if CELERY_BROKER_URL.startswith("filesystem://"):
     for sub in ("queue", "processed", "control"):
@@ -229,7 +218,21 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+# Broker outages (README, "Broker outages"): the worker and beat wait for the broker at start and after a
+# loss for as long as it takes, retrying every 2, 4, 6 ... up to 30 s; no number of retries makes them quit.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+# Tasks running when the connection drops finish; their messages stay unacknowledged and Redis hands them out
+# again (tasks are safe to run twice). Cancelling them instead is not possible on the threads pool.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        # A Redis host that drops packets instead of refusing them: a publish (inside a web request) gives up
+        # connecting after this long instead of the kernel's two minutes.
+        "socket_connect_timeout": BROKER_CONNECT_TIMEOUT_S,
+        "socket_keepalive": True,
+    }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Celery's Django fixup closes the database connection before and after every task unless told to reuse
 # it: a new PostgreSQL session per task cost more CPU than the provision task itself (bench/provision.py).
