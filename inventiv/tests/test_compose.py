@@ -36,9 +36,16 @@ NOT_IN_ENV_EXAMPLE = {
     "CELERY_TASK_ALWAYS_EAGER": "tests only",
     "TEST_DATABASE_NAME": "tests only",
     "SCW_API_URL": "tests only (a loopback fake of Scaleway)",
+    "INVENTIV_WORKER_TOKEN": "handed to a machine, never read by the control plane",
+    "INVENTIV_ENGINE_API_KEY": "handed to a machine, never read by the control plane",
+    "INVENTIV_SIM_": "a prefix the Mock cloud's process runtime hands its simulators",
 }
-SETTINGS_MODULES = ("inventiv/settings.py", "inventiv/keys.py", "inventiv/asgi.py",
-                    "inventiv/management/commands/ensure_admin.py", "providers/scaleway.py")
+# Every control-plane module that may read the environment (the worker agent has its own env example).
+CONTROL_PLANE_APPS = ("inventiv", "catalog", "providers", "monitoring", "instances", "router", "autoscaling", "finops")
+SETTINGS_MODULES = tuple(
+    str(path.relative_to(ROOT)) for app in CONTROL_PLANE_APPS for path in sorted((ROOT / app).rglob("*.py"))
+    if not {"tests", "migrations", "testing"} & set(path.relative_to(ROOT).parts)
+)
 ENV_READ = re.compile(
     r"""(?:env_(?:str|bool|int|list|secret)|_networks|os\.environ\.get|ENV_[A-Z_]+ =)\(?\s*"([A-Z][A-Z0-9_]+)\""""
 )
