@@ -71,6 +71,6 @@ def engine_api_key(instance: Instance) -> str:
         return decrypt_text(instance.engine_api_key_encrypted)
     except ValueError:
         raise ValueError(
-            f"the engine API key of instance {instance.pk} cannot be decrypted: was INVENTIV_ENCRYPTION_KEY "
-            "(or SECRET_KEY) changed?"
+            f"the engine API key of instance {instance.pk} cannot be decrypted: was the key that encrypted it "
+            "removed from INVENTIV_ENCRYPTION_KEYS (or SECRET_KEY changed)?"
         ) from None
