@@ -116,8 +116,8 @@ class InstanceTypeCreateForm(forms.ModelForm):
     class Meta:
         model = InstanceType
         fields = [
-            "provider", "code", "name", "gpu_model", "gpu_count", "vram_per_gpu_gb", "vcpu", "ram_gb",
-            "bandwidth_mbps", "cost_per_hour", "active",
+            "provider", "code", "name", "gpu_model", "compute_capability", "gpu_count", "vram_per_gpu_gb", "vcpu",
+            "ram_gb", "bandwidth_mbps", "cost_per_hour", "root_volumes", "engine_image", "active",
         ]  # fmt: skip
         labels = InstanceTypeForm.Meta.labels
 
@@ -126,7 +126,7 @@ class LlmModelCreateForm(forms.ModelForm):
     class Meta:
         model = LlmModel
         fields = [
-            "code", "name", "vram_required_gb", "context_length", "recommended_disk_gb", "mock_only",
-            "allow_simulator", "active",
+            "code", "name", "task", "vram_required_gb", "context_length", "parameters_b", "weights_gb", "layers",
+            "attention_heads", "kv_heads", "head_size", "gated", "mock_only", "allow_simulator", "active",
         ]  # fmt: skip
         labels = {**LlmModelForm.Meta.labels, "code": "Code (Hugging Face id)"}
