@@ -122,7 +122,28 @@ class InstanceTypeCreateForm(forms.ModelForm):
         labels = InstanceTypeForm.Meta.labels
 
 
-class LlmModelCreateForm(forms.ModelForm):
+class OptionalFactsMixin:
+    """Launch facts may be left out of a new row: a blank one takes the column's default (0 for a shape
+    figure), and the planner refuses a real model whose shape is missing, saying so."""
+
+    optional_facts: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.optional_facts:
+            self.fields[name].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.optional_facts:
+            if cleaned.get(name) in (None, ""):
+                cleaned[name] = self._meta.model._meta.get_field(name).get_default()
+        return cleaned
+
+
+class LlmModelCreateForm(OptionalFactsMixin, forms.ModelForm):
+    optional_facts = ("task", "parameters_b", "weights_gb", "layers", "attention_heads", "kv_heads", "head_size")
+
     class Meta:
         model = LlmModel
         fields = [

@@ -120,7 +120,22 @@ class LaunchPlan:
 @dataclass(frozen=True)
 class Refusal:
     reason: str
+    kind: str = ""  # one of REFUSAL_KINDS: what stood in the way, for tables and filters
     fits: bool = False
+
+
+# Why a pair has no plan, in the order the planner checks.
+REFUSAL_KINDS = {
+    "simulator": "Mock machines serve only simulated models and models allowed on the simulator",
+    "mock-only": "a simulated model runs only on Mock machines",
+    "vram": "fewer GB of VRAM in all than the model's floor",
+    "shape": "the catalog lacks the model's shape",
+    "gpu": "no engine image for this GPU's compute capability",
+    "disk": "no root volume large enough",
+    "parallel": "no tensor parallel size divides the model's heads",
+    "memory": "the weights do not fit beside vLLM's working memory",
+    "context": "the KV cache left holds fewer tokens than a useful context",
+}
 
 
 def plan_launch(model: ModelSpec, instance_type: TypeSpec) -> LaunchPlan | Refusal:
@@ -128,13 +143,13 @@ def plan_launch(model: ModelSpec, instance_type: TypeSpec) -> LaunchPlan | Refus
     if instance_type.is_mock:
         return _simulator_plan(model, instance_type)
     if model.mock_only:
-        return Refusal(f"{model.code} is simulated and runs only on Mock machines")
+        return Refusal(f"{model.code} is simulated and runs only on Mock machines", "mock-only")
     refused = _vram_floor(model, instance_type)
     if refused:
         return refused
     if not model.has_shape:
         return Refusal(f"{model.code} has no shape in the catalog (weights, layers, heads, head size, context): "
-                       "the planner cannot size it")
+                       "the planner cannot size it", "shape")
     image = _engine_image(instance_type)
     if isinstance(image, Refusal):
         return image
@@ -162,7 +177,8 @@ def plan_launch(model: ModelSpec, instance_type: TypeSpec) -> LaunchPlan | Refus
 
 def _simulator_plan(model: ModelSpec, instance_type: TypeSpec) -> LaunchPlan | Refusal:
     if not (model.mock_only or model.allow_simulator):
-        return Refusal(f"{model.code} is a real model: Mock machines serve it only when allow_simulator is set")
+        return Refusal(f"{model.code} is a real model: Mock machines serve it only when allow_simulator is set",
+                       "simulator")
     refused = _vram_floor(model, instance_type)
     if refused:
         return refused
@@ -182,7 +198,7 @@ def _vram_floor(model: ModelSpec, instance_type: TypeSpec) -> Refusal | None:
               f"{instance_type.gpu_count} x {instance_type.vram_per_gpu_gb} GB")
     if model.weights_gb:
         reason += f" (its weights alone are {model.weights_gb:.0f} GB)"
-    return Refusal(reason)
+    return Refusal(reason, "vram")
 
 
 def _engine_image(instance_type: TypeSpec) -> str | Refusal:
@@ -192,10 +208,10 @@ def _engine_image(instance_type: TypeSpec) -> str | Refusal:
     capability = instance_type.compute_capability
     if capability is None:
         return Refusal(f"{instance_type.code}: the compute capability of {gpu} is not in the catalog, so no "
-                       "engine image can be chosen")
+                       "engine image can be chosen", "gpu")
     if Decimal(capability) < VLLM_MIN_COMPUTE_CAPABILITY:
         return Refusal(f"unsupported on this GPU: {instance_type.code} has {gpu} (compute capability "
-                       f"{capability}); current vLLM images need {VLLM_MIN_COMPUTE_CAPABILITY} or newer")
+                       f"{capability}); current vLLM images need {VLLM_MIN_COMPUTE_CAPABILITY} or newer", "gpu")
     return VLLM_IMAGE
 
 
@@ -209,14 +225,15 @@ def _root_volume(model: ModelSpec, instance_type: TypeSpec) -> RootVolume | Refu
     allowed = [kind for kind in ROOT_VOLUME_PREFERENCE if kind in instance_type.root_volumes]
     if not allowed:
         return Refusal(f"{instance_type.code} allows no root volume type Inventiv knows "
-                       f"({', '.join(ROOT_VOLUME_PREFERENCE)})")
+                       f"({', '.join(ROOT_VOLUME_PREFERENCE)})", "disk")
     needed = root_disk_gb(model)
     for kind in allowed:
         low, high = instance_type.root_volumes[kind]
         if needed <= high:
             return RootVolume(type=kind, size_gb=max(needed, low))
     largest = max(instance_type.root_volumes[kind][1] for kind in allowed)
-    return Refusal(f"{model.code} needs a {needed} GB root volume; {instance_type.code} allows at most {largest} GB")
+    return Refusal(f"{model.code} needs a {needed} GB root volume; {instance_type.code} allows at most {largest} GB",
+                   "disk")
 
 
 def tensor_parallel_candidates(model: ModelSpec, gpu_count: int) -> list[int]:
@@ -253,7 +270,7 @@ def _fit_memory(model: ModelSpec, instance_type: TypeSpec) -> tuple[int, float, 
     candidates = tensor_parallel_candidates(model, instance_type.gpu_count)
     if not candidates:
         return Refusal(f"no tensor parallel size fits {model.code} ({model.attention_heads} attention heads, "
-                       f"{model.kv_heads} KV heads) on {instance_type.gpu_count} GPUs")
+                       f"{model.kv_heads} KV heads) on {instance_type.gpu_count} GPUs", "parallel")
     for utilization in GPU_MEMORY_UTILIZATION_STEPS:
         fits = []
         for tp in candidates:
@@ -282,9 +299,10 @@ def _shortfall(model: ModelSpec, instance_type: TypeSpec, tp: int, utilization: 
     where = f"{instance_type.code} ({instance_type.gpu_count} x {instance_type.vram_per_gpu_gb} GB)"
     if per_gpu + ENGINE_OVERHEAD_GB >= usable:
         return Refusal(f"{model.code} does not fit {where}: {per_gpu:.1f} GB of weights per GPU at tensor parallel "
-                       f"{tp} plus {ENGINE_OVERHEAD_GB:.0f} GB of engine memory exceed the {usable:.1f} GB vLLM may use")
+                       f"{tp} plus {ENGINE_OVERHEAD_GB:.0f} GB of engine memory exceed the {usable:.1f} GB vLLM may use",
+                       "memory")
     return Refusal(f"{model.code} on {where}: only {tokens} tokens of KV cache fit beside the weights, below the "
-                   f"useful minimum of {MIN_USEFUL_CONTEXT}")
+                   f"useful minimum of {MIN_USEFUL_CONTEXT}", "context")
 
 
 def _secret_env(model: ModelSpec) -> tuple[str, ...]:
