@@ -1,7 +1,9 @@
 """`manage.py launch_plans`: the README's table of plans, every seeded Scaleway type against every model."""
 
 from io import StringIO
+from pathlib import Path
 
+from django.conf import settings
 from django.core.management import call_command
 
 from catalog.models import InstanceType, LlmModel
@@ -31,3 +33,9 @@ def test_it_lists_every_model_against_every_type_of_the_provider(seed):
 def test_the_legend_explains_each_refusal(seed):
     legend = "\n".join(table()[-2:])
     assert "`vram`" in legend and "`gpu`" in legend and "`context`" in legend
+
+
+def test_the_readme_shows_the_table_as_the_command_prints_it(seed):
+    readme = (Path(settings.BASE_DIR) / "README.md").read_text()
+
+    assert "\n".join(table()) in readme, "README's Launch plans table is stale: paste `manage.py launch_plans`"
