@@ -24,7 +24,7 @@ from catalog.models import (
     RuntimeSetting,
     Zone,
 )
-from catalog.selectors import get_settings_row, search_settings_rows
+from catalog.selectors import get_settings_row, launch_plans_for, search_settings_rows
 from catalog.services import set_active
 from inventiv.pages import is_fragment, staff_required
 
@@ -175,3 +175,19 @@ def create_row(request: HttpRequest, tab: str) -> HttpResponse:
             return redirect("settings", tab.slug)
         return render_tab(request, tab, created=form.instance)
     return render_tab(request, tab, create_form=form)
+
+
+# The pool form names its (instance type, zone) selects `choices_0`, `choices_1`...: each is a type to plan.
+POOL_CHOICE_PREFIX = "choices_"
+
+
+@login_required
+@require_GET
+def launch_plan_panel(request: HttpRequest) -> HttpResponse:
+    """The plan of the chosen model on each chosen instance type, as the create and pool forms show it
+    before anything is rented. Takes `model` and `instance_type` (primary keys or codes) and pool choices."""
+    refs = request.GET.getlist("instance_type") + [
+        value for name, values in request.GET.lists() if name.startswith(POOL_CHOICE_PREFIX) for value in values
+    ]
+    model, plans = launch_plans_for(model_ref=request.GET.get("model", ""), type_refs=refs)
+    return render(request, "catalog/_launch_plan.html", {"model": model, "plans": plans})
