@@ -14,6 +14,8 @@ COMPUTE_CAPABILITY = {
     "L40S": Decimal("8.9"),
     "H100 PCIE": Decimal("9.0"),
     "H100 SXM": Decimal("9.0"),
+    "H200": Decimal("9.0"),
+    "B200": Decimal("10.0"),
     "B300 SXM": Decimal("10.3"),
 }
 

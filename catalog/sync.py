@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 
+from catalog.gpus import compute_capability
 from catalog.models import InstanceType, InstanceTypeZone, Provider, Zone
 from monitoring.services import Component, Outcome, record_action
 from providers.base import CloudProvider, ProviderError, TypeOffer
@@ -115,6 +116,7 @@ def _create_type(provider: Provider, offer: TypeOffer) -> InstanceType:
         code=offer.code,
         name=f"{offer.gpu_count} x {offer.gpu_model or 'GPU'} {offer.vram_per_gpu_gb} GB",
         gpu_model=offer.gpu_model,
+        compute_capability=compute_capability(offer.gpu_model),
         gpu_count=offer.gpu_count,
         vram_per_gpu_gb=offer.vram_per_gpu_gb,
         vcpu=offer.vcpu,
@@ -134,6 +136,8 @@ def _update_type(instance_type: InstanceType, offer: TypeOffer) -> bool:
         "vcpu": offer.vcpu,
         "ram_gb": offer.ram_gb,
     }
+    if instance_type.compute_capability is None:  # an operator's own figure is never overwritten
+        wanted["compute_capability"] = compute_capability(offer.gpu_model or instance_type.gpu_model)
     changed = [name for name, value in wanted.items() if getattr(instance_type, name) != value]
     for name in changed:
         setattr(instance_type, name, wanted[name])
