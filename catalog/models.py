@@ -298,3 +298,18 @@ class RuntimeSetting(models.Model):
 
     def natural_key(self):
         return (self.key,)
+
+
+class MachineSecret(models.Model):
+    """A secret that GPU machines of some models need (the Hugging Face token), set in the dashboard and
+    kept encrypted (inventiv/crypto.py). Only its name and whether it is set are ever shown."""
+
+    name = models.CharField(max_length=50, unique=True)
+    encrypted_value = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django import forms as django_forms
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -16,6 +16,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog import forms
+from catalog.machine_secrets import secret_sources, set_machine_secret
 from catalog.models import (
     InstanceType,
     LlmModel,
@@ -191,3 +192,21 @@ def launch_plan_panel(request: HttpRequest) -> HttpResponse:
     ]
     model, plans = launch_plans_for(model_ref=request.GET.get("model", ""), type_refs=refs)
     return render(request, "catalog/_launch_plan.html", {"model": model, "plans": plans})
+
+
+@login_required
+def machine_secrets(request: HttpRequest) -> HttpResponse:
+    """Which machine secrets are set and where; staff set or clear one (its value is never shown again)."""
+    error = ""
+    if request.method == "POST":
+        if not request.user.is_staff:
+            raise PermissionDenied("This needs a staff account")
+        try:
+            set_machine_secret(request.POST.get("name", ""), value=request.POST.get("value", "").strip())
+        except ValueError as exc:
+            error = str(exc)
+        else:
+            if not is_fragment(request):
+                return redirect("settings", "runtime")
+    template = "catalog/_machine_secrets.html" if is_fragment(request) else "catalog/machine_secrets.html"
+    return render(request, template, {"secrets": secret_sources(), "error": error})

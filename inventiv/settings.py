@@ -26,6 +26,9 @@ SECRET_KEY = read_secret_key(var_dir=VAR_DIR)
 # A key may leave this list only after `manage.py rotate_encryption_key` (README, "Rotating the encryption key").
 INVENTIV_ENCRYPTION_KEYS = read_encryption_keys()
 
+# Secrets GPU machines may need, from the environment; one set in the dashboard wins (catalog/machine_secrets.py).
+MACHINE_SECRETS_FROM_ENV = {"HF_TOKEN": env_secret("HF_TOKEN")}
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # How GPU machines reach the control plane (worker registration and heartbeats).
