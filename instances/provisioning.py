@@ -37,12 +37,15 @@ ORCH = Component.ORCHESTRATOR
 # Codes a create error keeps as the instance's error code; any other permanent create error is reported
 # as PROVIDER_CREATE_FAILED.
 CREATE_ERROR_CODES = frozenset(
-    {ErrorCode.PROVIDER_OUT_OF_STOCK, ErrorCode.PROVIDER_QUOTA_EXCEEDED, ErrorCode.MISSING_PROVIDER_CREDENTIALS}
+    {ErrorCode.PROVIDER_OUT_OF_STOCK, ErrorCode.PROVIDER_QUOTA_EXCEEDED, ErrorCode.MISSING_PROVIDER_CREDENTIALS,
+     ErrorCode.MISSING_CONTROL_PLANE_CIDRS, ErrorCode.MISSING_MACHINE_SECRET, ErrorCode.INCOMPATIBLE_MODEL_INSTANCE}
 )
 HINTS = {
     ErrorCode.PROVIDER_OUT_OF_STOCK: "try another zone or instance type",
     ErrorCode.PROVIDER_QUOTA_EXCEEDED: "raise the quota at the provider, or terminate other machines",
     ErrorCode.MISSING_PROVIDER_CREDENTIALS: "configure the provider's credentials",
+    ErrorCode.MISSING_CONTROL_PLANE_CIDRS: "set INVENTIV_CONTROL_PLANE_CIDRS to the control plane's addresses",
+    ErrorCode.MISSING_MACHINE_SECRET: "set it in Settings, Runtime settings, or in the environment",
 }
 
 

@@ -150,16 +150,17 @@ ACTION_TYPES = [
 ]
 
 
+# The OS image of every Scaleway GPU type: GPU OS 13, the NVIDIA driver for the CUDA 13 vLLM images, Docker and the
+# container toolkit. Source: Scaleway's marketplace (GET https://api.scaleway.com/marketplace/v2/images, captured
+# 2026-10-01): "Ubuntu Noble GPU OS 13 (Nvidia)", label ubuntu_noble_gpu_os_13_nvidia. Root volumes, the engine
+# image and its arguments come from the launch plan (catalog/launch_plan.py), not from here.
+GPU_OS_IMAGE = "ubuntu_noble_gpu_os_13_nvidia"
+
+
 def allocation_params(provider: str, code: str, vram_gb: int) -> dict:
     if provider == "mock":
         return {"runtime_vram_gb": vram_gb}
-    params = {"image": "ubuntu_noble_gpu_os_12", "boot_type": "local", "root_volume_gb": 125}
-    if code == "RENDER-S":
-        params.update(root_volume_type="l_ssd")
-    else:
-        params.update(root_volume_type="sbs_volume")
-    params["vllm_image"] = "vllm/vllm-openai:v0.11.0"
-    return params
+    return {"image": GPU_OS_IMAGE, "boot_type": "local"}
 
 
 def launch_facts(provider: str, code: str, gpu: str) -> dict:

@@ -44,7 +44,7 @@ def test_it_refreshes_the_price_and_specs_of_known_types(seed, fake_scaleway):
     assert result.updated == 2
     l40s = InstanceType.objects.get(code="L40S-1-48G")
     assert l40s.cost_per_hour == Decimal("1.3999")
-    assert l40s.allocation_params["image"] == "ubuntu_noble_gpu_os_12"  # operator settings stay
+    assert l40s.allocation_params["image"] == "ubuntu_noble_gpu_os_13_nvidia"  # operator settings stay
     assert InstanceType.objects.get(code="H100-1-80G").vcpu == 26
 
 
