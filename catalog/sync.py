@@ -1,7 +1,7 @@
 """Refreshing a provider's part of the catalog from what the provider sells right now.
 
 The provider is asked first (never inside a transaction), then the answer is written in one transaction:
-prices and specs of known types, new GPU types (inactive until an operator activates them and sets their
+prices, specs and root volume constraints of known types, new GPU types (inactive until an operator activates them and sets their
 allocation parameters), and the availability of each type in each of the provider's active zones.
 """
 
@@ -122,6 +122,7 @@ def _create_type(provider: Provider, offer: TypeOffer) -> InstanceType:
         vcpu=offer.vcpu,
         ram_gb=offer.ram_gb,
         cost_per_hour=_price(offer),
+        root_volumes=offer.root_volumes,
         # New types wait for an operator: they need allocation parameters (image, volumes) to be usable.
         active=False,
     )
@@ -136,6 +137,8 @@ def _update_type(instance_type: InstanceType, offer: TypeOffer) -> bool:
         "vcpu": offer.vcpu,
         "ram_gb": offer.ram_gb,
     }
+    if offer.root_volumes:  # what the provider's API enforces: its word wins
+        wanted["root_volumes"] = offer.root_volumes
     if instance_type.compute_capability is None:  # an operator's own figure is never overwritten
         wanted["compute_capability"] = compute_capability(offer.gpu_model or instance_type.gpu_model)
     changed = [name for name, value in wanted.items() if getattr(instance_type, name) != value]

@@ -136,6 +136,8 @@ class TypeOffer:
     hourly_price: float
     gpu_model: str = ""
     availability: dict[str, str] = field(default_factory=dict)  # zone -> available | scarce | shortage
+    # Root volume types the type accepts -> [min GB, max GB] (empty when the provider does not say).
+    root_volumes: dict[str, list[int]] = field(default_factory=dict)
 
 
 class CloudProvider(abc.ABC):

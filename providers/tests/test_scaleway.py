@@ -239,6 +239,9 @@ def test_it_fetches_gpu_types_with_prices_and_availability(fake_scaleway):
     assert l40s.hourly_price == pytest.approx(1.3999) and l40s.gpu_model == "L40S"
     assert l40s.availability == {"fr-par-2": "available", "pl-waw-2": "scarce"}
     assert offers["H100-SXM-8-80G"].availability == {"fr-par-2": "available"}
+    assert l40s.root_volumes == {"sbs_volume": [5, 10_000]}  # volumes_constraint 0/0: no local volume
+    render = fake_scaleway.provider().fetch_catalog(zones=["fr-par-1"])
+    assert {o.code: o.root_volumes for o in render}["RENDER-S"] == {"sbs_volume": [5, 10_000], "l_ssd": [1, 400]}
     assert (offers["B300-SXM-8-288G"].gpu_count, offers["B300-SXM-8-288G"].vram_per_gpu_gb) == (8, 288)
     assert "DEV1-S" not in offers and "RENDER-S" not in offers  # a CPU type; a type sold in fr-par-1 only
     assert len(fake_scaleway.requests_to(r"/zones/fr-par-2/products/servers$")) > 1  # several pages
