@@ -191,7 +191,8 @@ def launch_plan_panel(request: HttpRequest) -> HttpResponse:
         value for name, values in request.GET.lists() if name.startswith(POOL_CHOICE_PREFIX) for value in values
     ]
     model, plans = launch_plans_for(model_ref=request.GET.get("model", ""), type_refs=refs)
-    return render(request, "catalog/_launch_plan.html", {"model": model, "plans": plans})
+    unset = [name for name, _, source in secret_sources() if not source]
+    return render(request, "catalog/_launch_plan.html", {"model": model, "plans": plans, "unset_secrets": unset})
 
 
 @login_required

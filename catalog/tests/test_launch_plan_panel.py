@@ -30,6 +30,15 @@ def test_it_shows_context_disk_and_price_of_the_chosen_pair(staff):
     assert "needs HF_TOKEN" in html
 
 
+def test_it_warns_when_a_gated_model_has_no_token_set(staff, settings):
+    settings.MACHINE_SECRETS_FROM_ENV = {"HF_TOKEN": ""}
+    query = {"model": "meta-llama/Llama-3.1-8B-Instruct", "instance_type": "L4-1-24G"}
+
+    assert "HF_TOKEN is not set" in staff.get(URL, query).content.decode()
+    settings.MACHINE_SECRETS_FROM_ENV = {"HF_TOKEN": "hf_x"}
+    assert "HF_TOKEN is not set" not in staff.get(URL, query).content.decode()
+
+
 def test_it_says_why_a_pair_cannot_be_served(staff):
     query = {"model": "meta-llama/Llama-3.1-70B-Instruct", "instance_type": "L40S-1-48G"}
 
