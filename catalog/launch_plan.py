@@ -299,8 +299,8 @@ def _shortfall(model: ModelSpec, instance_type: TypeSpec, tp: int, utilization: 
     where = f"{instance_type.code} ({instance_type.gpu_count} x {instance_type.vram_per_gpu_gb} GB)"
     if per_gpu + ENGINE_OVERHEAD_GB >= usable:
         return Refusal(f"{model.code} does not fit {where}: {per_gpu:.1f} GB of weights per GPU at tensor parallel "
-                       f"{tp} plus {ENGINE_OVERHEAD_GB:.0f} GB of engine memory exceed the {usable:.1f} GB vLLM may use",
-                       "memory")
+                       f"{tp} plus {ENGINE_OVERHEAD_GB:.0f} GB of engine memory exceed the {usable:.1f} GB vLLM "
+                       "may use", "memory")
     return Refusal(f"{model.code} on {where}: only {tokens} tokens of KV cache fit beside the weights, below the "
                    f"useful minimum of {MIN_USEFUL_CONTEXT}", "context")
 

@@ -1,8 +1,9 @@
 """Refreshing a provider's part of the catalog from what the provider sells right now.
 
 The provider is asked first (never inside a transaction), then the answer is written in one transaction:
-prices, specs and root volume constraints of known types, new GPU types (inactive until an operator activates them and sets their
-allocation parameters), and the availability of each type in each of the provider's active zones.
+prices, specs and root volume constraints of known types, new GPU types (inactive until an operator
+activates them and sets their allocation parameters), and the availability of each type in each of the
+provider's active zones.
 """
 
 from __future__ import annotations

@@ -71,7 +71,8 @@ def server_spec(instance: Instance, credentials: MintedCredentials, *, may_exist
     return ServerSpec(
         instance_id=instance_id, zone=instance.zone.code, commercial_type=instance.instance_type.code,
         name=server_name(instance_id), tags=[INVENTIV_TAG, instance_tag(instance_id)],
-        user_data=_user_data(instance, env, plan, secrets), allocation_params=dict(instance.instance_type.allocation_params),
+        user_data=_user_data(instance, env, plan, secrets),
+        allocation_params=dict(instance.instance_type.allocation_params),
         root_volume_type=plan.root_volume.type, root_volume_gb=plan.root_volume.size_gb,
         runtime_env=env, may_exist=may_exist,
     )

@@ -12,8 +12,9 @@ from providers.testing.fake_scaleway import fake_scaleway  # noqa: F401 - a fixt
 def spec_for(instance_type: InstanceType, *, instance_id: str, volume: tuple[str, int]) -> ServerSpec:
     return ServerSpec(
         instance_id=instance_id, zone=instance_type.zones.order_by("code").first().code,
-        commercial_type=instance_type.code, name=server_name(instance_id), tags=[INVENTIV_TAG, instance_tag(instance_id)],
-        allocation_params=dict(instance_type.allocation_params), root_volume_type=volume[0], root_volume_gb=volume[1],
+        commercial_type=instance_type.code, name=server_name(instance_id),
+        tags=[INVENTIV_TAG, instance_tag(instance_id)], allocation_params=dict(instance_type.allocation_params),
+        root_volume_type=volume[0], root_volume_gb=volume[1],
     )
 
 
@@ -26,7 +27,8 @@ def test_scaleway_accepts_every_seeded_plan(seed, fake_scaleway):
             if not plan.fits:
                 continue
             volume = (plan.root_volume.type, plan.root_volume.size_gb)
-            provider.create_server(spec_for(instance_type, instance_id=f"{instance_type.code}-{model.pk}", volume=volume))
+            spec = spec_for(instance_type, instance_id=f"{instance_type.code}-{model.pk}", volume=volume)
+            provider.create_server(spec)
             created += 1
 
     assert created == len(fake_scaleway.servers) > 100

@@ -3,8 +3,9 @@
 The SDK wheel ships recorded exchanges with the real API (scaleway/instance/v1/tests/cassettes). For every
 endpoint the fake serves that a recording covers, the fake must answer with the same status and the same
 JSON keys, recursively. Endpoints no recording covers (catalog, security groups, actions, volume lists,
-Block Storage v1, which Inventiv uses: the recordings were made with v1alpha1) are held to the SDK's own types instead: every key the fake sends is a field the SDK knows, every field
-the SDK requires is sent, and the SDK's unmarshal function accepts the answer.
+Block Storage v1, which Inventiv uses: the recordings were made with v1alpha1) are held to the SDK's own
+types instead: every key the fake sends is a field the SDK knows, every field the SDK requires is sent, and
+the SDK's unmarshal function accepts the answer.
 """
 
 import dataclasses
