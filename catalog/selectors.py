@@ -88,12 +88,20 @@ def instance_types_with_offers() -> QuerySet[InstanceType]:
 # --- Launch plans shown beside forms -----------------------------------------------------------
 
 
+# Longer than any code: not worth a query. Numbers of up to 18 digits always fit a 64-bit primary key.
+MAX_REF_LENGTH = 200
+MAX_PK_DIGITS = 18
+
+
 def _by_pk_or_code(queryset: QuerySet, ref: str):
     """The row `ref` names: a primary key, an `<instance type pk>:<zone pk>` offer value, or a unique code."""
     ref = ref.split(":", 1)[0].strip()
-    if not ref or "\x00" in ref:
+    if not ref or "\x00" in ref or len(ref) > MAX_REF_LENGTH:
         return None
-    rows = list(queryset.filter(pk=int(ref)) if ref.isdigit() else queryset.filter(code=ref)[:2])
+    if ref.isascii() and ref.isdigit():
+        rows = list(queryset.filter(pk=int(ref))) if len(ref) <= MAX_PK_DIGITS else []
+    else:
+        rows = list(queryset.filter(code=ref)[:2])
     return rows[0] if len(rows) == 1 else None
 
 

@@ -60,6 +60,8 @@ def test_it_asks_for_a_model_first_and_ignores_unknown_rows(staff):
     assert "Choose a model" in staff.get(URL, {"instance_type": pk("L4-1-24G")}).content.decode()
     html = staff.get(URL, {"model": "nobody/nothing", "instance_type": "99999"}).content.decode()
     assert "data-fits" not in html
+    for odd in ("9" * 40, "²", "x" * 500, "1\x00"):
+        assert staff.get(URL, {"model": odd, "instance_type": odd}).status_code == 200
 
 
 def test_it_needs_a_signed_in_user(client, seed):
