@@ -13,28 +13,24 @@ from instances.provisioning import provision_instance
 from instances.readiness import check_instance_health
 from instances.requests import request_instance
 from instances.status import ErrorCode, Status
-from instances.tests.factories import action_types, clock, committed, fresh, mock_cloud  # noqa: F401 (fixtures)
-from providers.base import TransientProviderError
-from providers.testing.fake_scaleway import (
-    FALLBACK_DETAIL,
-    TEST_ACCESS_KEY,
-    TEST_CONTROL_PLANE_CIDR,
-    TEST_PROJECT_ID,
-    FakeScaleway,
+from instances.tests.factories import (  # noqa: F401 (fixtures)
+    action_types,
+    clock,
+    committed,
+    fresh,
+    mock_cloud,
+    scaleway_cloud,
 )
+from providers.base import TransientProviderError
+from providers.testing.fake_scaleway import FALLBACK_DETAIL
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def scaleway(mock_cloud, monkeypatch, settings):
-    monkeypatch.setattr(orphans, "_throttled_until", {})
-    settings.CONTROL_PLANE_CIDRS = [TEST_CONTROL_PLANE_CIDR]
-    with FakeScaleway() as fake:
-        for name, value in {"SCW_ACCESS_KEY": TEST_ACCESS_KEY, "SCW_SECRET_KEY": fake.secret_key,
-                            "SCW_DEFAULT_PROJECT_ID": TEST_PROJECT_ID, "SCW_API_URL": fake.url}.items():
-            monkeypatch.setenv(name, value)
-        yield fake
+def scaleway(scaleway_cloud, monkeypatch):
+    monkeypatch.setattr(orphans, "_throttled_until", {})  # each test starts with no provider throttling
+    return scaleway_cloud
 
 
 def request_l4(committed):

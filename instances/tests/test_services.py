@@ -23,6 +23,7 @@ from instances.tests.factories import (  # noqa: F401 (fixtures)
     make_instance,
     mock_cloud,
     request_mock,
+    scaleway_cloud,
     servers_of,
 )
 from monitoring.models import ActionLog
@@ -247,20 +248,6 @@ def test_every_instance_gets_its_own_credentials(mock_cloud):
     assert first.worker_token_hash != second.worker_token_hash
     assert engine_api_key(first) != engine_api_key(second)
     assert not verify_worker_token(second, servers_of(first).get().runtime_env["INVENTIV_WORKER_TOKEN"])
-
-
-@pytest.fixture
-def scaleway_cloud(mock_cloud, monkeypatch, settings):
-    """The Scaleway adapter, configured from the environment as in production, talking to a loopback fake."""
-    from providers.testing.fake_scaleway import TEST_ACCESS_KEY, TEST_CONTROL_PLANE_CIDR, TEST_PROJECT_ID, FakeScaleway
-
-    settings.CONTROL_PLANE_CIDRS = [TEST_CONTROL_PLANE_CIDR]
-    settings.MACHINE_SECRETS_FROM_ENV = {"HF_TOKEN": ""}
-    with FakeScaleway() as fake:
-        for name, value in {"SCW_ACCESS_KEY": TEST_ACCESS_KEY, "SCW_SECRET_KEY": fake.secret_key,
-                            "SCW_DEFAULT_PROJECT_ID": TEST_PROJECT_ID, "SCW_API_URL": fake.url}.items():
-            monkeypatch.setenv(name, value)
-        yield fake
 
 
 def test_a_scaleway_machine_boots_with_cloud_init_and_waits_for_its_worker_agent(scaleway_cloud, committed):
