@@ -24,20 +24,24 @@ def model_spec(model: LlmModel) -> ModelSpec:
     )
 
 
-def type_spec(instance_type: InstanceType) -> TypeSpec:
-    """The planner's view of `instance_type` (its provider is read: select it with the row)."""
+def type_spec(instance_type: InstanceType, *, provider: Provider | None = None) -> TypeSpec:
+    """The planner's view of `instance_type`. Its provider is read (select it with the row), unless the
+    caller hands it over already loaded."""
+    provider = provider or instance_type.provider
     return TypeSpec(
         code=instance_type.code, gpu_count=instance_type.gpu_count, vram_per_gpu_gb=instance_type.vram_per_gpu_gb,
-        is_mock=instance_type.provider.is_mock, gpu_model=instance_type.gpu_model,
+        is_mock=provider.is_mock, gpu_model=instance_type.gpu_model,
         compute_capability=instance_type.compute_capability,
         root_volumes={kind: tuple(limits) for kind, limits in (instance_type.root_volumes or {}).items()},
         engine_image=instance_type.engine_image,
     )
 
 
-def launch_plan(model: LlmModel, instance_type: InstanceType) -> LaunchPlan | Refusal:
-    """The plan that serves `model` on `instance_type`, or the Refusal that says why there is none."""
-    return plan_launch(model_spec(model), type_spec(instance_type))
+def launch_plan(model: LlmModel, instance_type: InstanceType, *, provider: Provider | None = None
+                ) -> LaunchPlan | Refusal:
+    """The plan that serves `model` on `instance_type` (of `provider`, when the caller has it loaded), or
+    the Refusal that says why there is none."""
+    return plan_launch(model_spec(model), type_spec(instance_type, provider=provider))
 
 
 def incompatibility_reason(model: LlmModel, instance_type: InstanceType) -> str | None:

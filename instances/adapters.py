@@ -49,7 +49,7 @@ def server_spec(instance: Instance, credentials: MintedCredentials, *, may_exist
     secrets the machine gets; nothing else does. Raises ProviderError (INCOMPATIBLE_MODEL_INSTANCE,
     MISSING_MACHINE_SECRET) when the machine cannot be planned or a secret it needs is set nowhere.
     """
-    plan = launch_plan(instance.model, instance.instance_type)
+    plan = launch_plan(instance.model, instance.instance_type, provider=instance.provider)
     if not plan.fits:
         raise ProviderError(f"no launch plan for {instance.model.code} on {instance.instance_type.code}: "
                             f"{plan.reason}", code=ErrorCode.INCOMPATIBLE_MODEL_INSTANCE)
