@@ -121,9 +121,10 @@ class InstanceTypeZoneAdmin(admin.ModelAdmin):
 @admin.register(LlmModel)
 class LlmModelAdmin(admin.ModelAdmin):
     list_display = [
-        "code", "vram_required_gb", "context_length", "recommended_disk_gb", "mock_only", "allow_simulator", "active"
+        "code", "task", "vram_required_gb", "context_length", "weights_gb", "gated", "mock_only", "allow_simulator",
+        "active",
     ]
-    list_filter = ["active", "mock_only", "allow_simulator"]
+    list_filter = ["active", "task", "gated", "mock_only", "allow_simulator"]
     search_fields = ["code", "name"]
 
 

@@ -147,7 +147,7 @@ class InstanceTypeViewSet(CodeLookupMixin, viewsets.ModelViewSet):
     @extend_schema(responses=serializers.LlmModelSerializer(many=True))
     @action(detail=True, url_path="compatible-models", filter_backends=[], pagination_class=None)
     def compatible_models(self, request, code=None):
-        """The LLM models this type can serve (VRAM, and Mock machines for simulated models)."""
+        """The LLM models the launch planner finds a plan for on this type."""
         models = services.compatible_models(self.get_object()).order_by("code")
         return Response(serializers.LlmModelSerializer(models, many=True).data)
 
@@ -166,6 +166,22 @@ class LlmModelViewSet(CodeLookupMixin, viewsets.ModelViewSet):
         """The instance types that can serve this model, cheapest first within each provider."""
         types = with_zone_offers(services.compatible_instance_types(self.get_object()))
         return Response(serializers.InstanceTypeSerializer(types, many=True).data)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[serializers.LaunchPlanQuerySerializer], responses=serializers.LaunchPlanSerializer,
+        summary="The launch plan of a model on an instance type",
+    )
+)
+class LaunchPlanViewSet(viewsets.ViewSet):
+    """What a machine of `instance_type` would run to serve `model`, or why it cannot (README, "Launch plans")."""
+
+    def list(self, request):
+        query = serializers.LaunchPlanQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        plan = services.launch_plan(query.validated_data["model"], query.validated_data["instance_type"])
+        return Response(serializers.LaunchPlanSerializer(plan).data)
 
 
 class RuntimeSettingViewSet(
@@ -199,4 +215,5 @@ def register(router):
     router.register("instance-types", InstanceTypeViewSet, basename="instance-type")
     router.register("models", LlmModelViewSet, basename="llm-model")
     router.register("settings", RuntimeSettingViewSet, basename="runtime-setting")
+    router.register("launch-plan", LaunchPlanViewSet, basename="launch-plan")
     router.register("action-types", ActionTypeViewSet, basename="action-type")

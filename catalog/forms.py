@@ -116,17 +116,38 @@ class InstanceTypeCreateForm(forms.ModelForm):
     class Meta:
         model = InstanceType
         fields = [
-            "provider", "code", "name", "gpu_model", "gpu_count", "vram_per_gpu_gb", "vcpu", "ram_gb",
-            "bandwidth_mbps", "cost_per_hour", "active",
+            "provider", "code", "name", "gpu_model", "compute_capability", "gpu_count", "vram_per_gpu_gb", "vcpu",
+            "ram_gb", "bandwidth_mbps", "cost_per_hour", "root_volumes", "engine_image", "active",
         ]  # fmt: skip
         labels = InstanceTypeForm.Meta.labels
 
 
-class LlmModelCreateForm(forms.ModelForm):
+class OptionalFactsMixin:
+    """Launch facts may be left out of a new row: a blank one takes the column's default (0 for a shape
+    figure), and the planner refuses a real model whose shape is missing, saying so."""
+
+    optional_facts: tuple[str, ...] = ()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name in self.optional_facts:
+            self.fields[name].required = False
+
+    def clean(self):
+        cleaned = super().clean()
+        for name in self.optional_facts:
+            if cleaned.get(name) in (None, ""):
+                cleaned[name] = self._meta.model._meta.get_field(name).get_default()
+        return cleaned
+
+
+class LlmModelCreateForm(OptionalFactsMixin, forms.ModelForm):
+    optional_facts = ("task", "parameters_b", "weights_gb", "layers", "attention_heads", "kv_heads", "head_size")
+
     class Meta:
         model = LlmModel
         fields = [
-            "code", "name", "vram_required_gb", "context_length", "recommended_disk_gb", "mock_only",
-            "allow_simulator", "active",
+            "code", "name", "task", "vram_required_gb", "context_length", "parameters_b", "weights_gb", "layers",
+            "attention_heads", "kv_heads", "head_size", "gated", "mock_only", "allow_simulator", "active",
         ]  # fmt: skip
         labels = {**LlmModelForm.Meta.labels, "code": "Code (Hugging Face id)"}

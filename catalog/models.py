@@ -7,8 +7,24 @@ that still has regions is refused instead of cascading.
 
 from decimal import Decimal
 
+from django.core.exceptions import ValidationError
 from django.core.validators import MinValueValidator
 from django.db import models
+
+MAX_VOLUME_GB = 1_000_000  # far above any provider's volume, low enough for every database integer
+
+
+def validate_root_volumes(value) -> None:
+    """{"volume type": [min GB, max GB], ...}: whole numbers, 0 <= min <= max."""
+    if not isinstance(value, dict):
+        raise ValidationError('Must be a JSON object such as {"sbs_volume": [5, 10000]}.')
+    for kind, limits in value.items():
+        sound = (
+            isinstance(limits, list) and len(limits) == 2
+            and all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n <= MAX_VOLUME_GB for n in limits)
+        )
+        if not sound or limits[0] > limits[1] or not kind or "\x00" in kind:
+            raise ValidationError(f"{kind!r}: give [min GB, max GB], whole numbers with min <= max.")
 
 
 class ProviderManager(models.Manager):
@@ -117,7 +133,19 @@ class InstanceType(models.Model):
     cost_per_hour = models.DecimalField(
         max_digits=10, decimal_places=4, validators=[MinValueValidator(Decimal("0"))], help_text="EUR per hour, excl. VAT"
     )
-    # Provider-specific allocation parameters (image, boot type, volume sizes, container image...).
+    # CUDA compute capability of the GPU (8.9 for an L4): it decides which engine image can run there.
+    compute_capability = models.DecimalField(
+        max_digits=4, decimal_places=1, null=True, blank=True, validators=[MinValueValidator(Decimal("1.0"))],
+        help_text="CUDA compute capability of the GPU (8.9 for L4 and L40S, 9.0 for H100); empty on Mock types",
+    )
+    # Root volume types the provider accepts for this type, each with its size range in GB, as Scaleway's
+    # product catalog says (`volumes_constraint`, `per_volume_constraint`): {"sbs_volume": [5, 10000]}.
+    root_volumes = models.JSONField(default=dict, blank=True, validators=[validate_root_volumes])
+    engine_image = models.CharField(
+        max_length=200, blank=True, help_text="Engine image for this type; empty: the planner's image for its GPU"
+    )
+    # Provider-specific allocation parameters (OS image, boot type...). Volume sizes and the engine image
+    # come from the launch plan (catalog/launch_plan.py), not from here.
     allocation_params = models.JSONField(default=dict, blank=True)
     active = models.BooleanField(default=True)
     zones = models.ManyToManyField(Zone, through="InstanceTypeZone", related_name="instance_types", blank=True)
@@ -189,12 +217,35 @@ class LlmModelManager(models.Manager):
 
 
 class LlmModel(models.Model):
+    """A model Inventiv can serve. The shape fields (figures from the model's config.json) let the launch
+    planner size a machine for it; a real model without them is planned nowhere."""
+
+    class Task(models.TextChoices):
+        GENERATE = "generate", "Text generation"
+        EMBED = "embed", "Embeddings"
+
     # The Hugging Face id (e.g. "Qwen/Qwen2.5-7B-Instruct") or a Mock name such as "mock-echo".
     code = models.CharField(max_length=200, unique=True)
     name = models.CharField(max_length=200, blank=True)
+    task = models.CharField(max_length=20, choices=Task.choices, default=Task.GENERATE)
+    # A floor: types with fewer GB of VRAM in all are refused before any sizing.
     vram_required_gb = models.PositiveIntegerField()
+    # The model's maximum context (config.json `max_position_embeddings`); plans may serve less.
     context_length = models.PositiveIntegerField(validators=[MinValueValidator(1)])
-    recommended_disk_gb = models.PositiveIntegerField(default=0)
+    parameters_b = models.DecimalField(
+        max_digits=7, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))],
+        help_text="Parameters, in billions",
+    )
+    weights_gb = models.DecimalField(
+        max_digits=8, decimal_places=2, default=Decimal("0"), validators=[MinValueValidator(Decimal("0"))],
+        help_text="Size of the weights as served (bf16: 2 bytes per parameter), in GB",
+    )
+    layers = models.PositiveIntegerField(default=0, help_text="num_hidden_layers")
+    attention_heads = models.PositiveIntegerField(default=0, help_text="num_attention_heads")
+    kv_heads = models.PositiveIntegerField(default=0, help_text="num_key_value_heads")
+    head_size = models.PositiveIntegerField(default=0, help_text="head_dim (hidden size / attention heads)")
+    # Gated on Hugging Face: the machine needs HF_TOKEN to download the weights.
+    gated = models.BooleanField(default=False)
     # mock_only: a simulated model that only Mock machines serve (mock-echo).
     mock_only = models.BooleanField(default=False)
     # allow_simulator: an operator allows this real model to be served by the simulator on Mock machines.
@@ -247,3 +298,18 @@ class RuntimeSetting(models.Model):
 
     def natural_key(self):
         return (self.key,)
+
+
+class MachineSecret(models.Model):
+    """A secret that GPU machines of some models need (the Hugging Face token), set in the dashboard and
+    kept encrypted (inventiv/crypto.py). Only its name and whether it is set are ever shown."""
+
+    name = models.CharField(max_length=50, unique=True)
+    encrypted_value = models.TextField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name

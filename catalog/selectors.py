@@ -3,7 +3,7 @@
 from django.db.models import Count, F, Model, Prefetch, Q, QuerySet
 
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, RuntimeSetting, Zone
-from catalog.services import compatible_instance_types
+from catalog.services import compatible_instance_types, launch_plan
 
 
 def catalog_summary() -> dict[str, int]:
@@ -83,3 +83,35 @@ def with_zone_offers(types: QuerySet[InstanceType]) -> QuerySet[InstanceType]:
 def instance_types_with_offers() -> QuerySet[InstanceType]:
     """Every instance type with its zone offers loaded and `total_vram` (GPUs x VRAM per GPU) annotated."""
     return with_zone_offers(InstanceType.objects.annotate(total_vram=F("gpu_count") * F("vram_per_gpu_gb")))
+
+
+# --- Launch plans shown beside forms -----------------------------------------------------------
+
+
+# Longer than any code: not worth a query. Numbers of up to 18 digits always fit a 64-bit primary key.
+MAX_REF_LENGTH = 200
+MAX_PK_DIGITS = 18
+
+
+def _by_pk_or_code(queryset: QuerySet, ref: str):
+    """The row `ref` names: a primary key, an `<instance type pk>:<zone pk>` offer value, or a unique code."""
+    ref = ref.split(":", 1)[0].strip()
+    if not ref or "\x00" in ref or len(ref) > MAX_REF_LENGTH:
+        return None
+    if ref.isascii() and ref.isdigit():
+        rows = list(queryset.filter(pk=int(ref))) if len(ref) <= MAX_PK_DIGITS else []
+    else:
+        rows = list(queryset.filter(code=ref)[:2])
+    return rows[0] if len(rows) == 1 else None
+
+
+def launch_plans_for(*, model_ref: str, type_refs: list[str]) -> tuple[LlmModel | None, list[tuple]]:
+    """The model `model_ref` names and, for each instance type named, (type, plan or refusal)."""
+    model = _by_pk_or_code(LlmModel.objects.all(), model_ref)
+    types = InstanceType.objects.select_related("provider")
+    plans = []
+    for ref in dict.fromkeys(type_refs):
+        instance_type = _by_pk_or_code(types, ref)
+        if model is not None and instance_type is not None:
+            plans.append((instance_type, launch_plan(model, instance_type)))
+    return model, plans

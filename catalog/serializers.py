@@ -148,6 +148,7 @@ class InstanceTypeSerializer(CatalogSerializer):
             "name",
             "provider",
             "gpu_model",
+            "compute_capability",
             "gpu_count",
             "vram_per_gpu_gb",
             "total_vram_gb",
@@ -155,6 +156,8 @@ class InstanceTypeSerializer(CatalogSerializer):
             "ram_gb",
             "bandwidth_mbps",
             "cost_per_hour",
+            "root_volumes",
+            "engine_image",
             "allocation_params",
             "active",
             "zones",
@@ -216,9 +219,16 @@ class LlmModelSerializer(CatalogSerializer):
         fields = [
             "code",
             "name",
+            "task",
             "vram_required_gb",
             "context_length",
-            "recommended_disk_gb",
+            "parameters_b",
+            "weights_gb",
+            "layers",
+            "attention_heads",
+            "kv_heads",
+            "head_size",
+            "gated",
             "mock_only",
             "allow_simulator",
             "active",
@@ -269,3 +279,59 @@ class ActionTypeSerializer(serializers.ModelSerializer):
         model = ActionType
         fields = ["code", "label", "icon", "color", "category", "active"]
         read_only_fields = fields
+
+
+# --- Launch plans ------------------------------------------------------------------------------
+
+
+class LaunchPlanQuerySerializer(serializers.Serializer):
+    """`?instance_type=<code>&model=<code>` (and `provider=` when several providers share the type code)."""
+
+    instance_type = serializers.CharField(max_length=60)
+    model = serializers.CharField(max_length=200)
+    provider = serializers.CharField(max_length=50, required=False)
+
+    def validate(self, attrs):
+        if any("\x00" in value for value in attrs.values()):
+            raise serializers.ValidationError("Codes must not contain NUL characters.")
+        types = InstanceType.objects.select_related("provider").filter(code=attrs["instance_type"])
+        if "provider" in attrs:
+            types = types.filter(provider__code=attrs["provider"])
+        found = list(types[:2])
+        if not found:
+            raise serializers.ValidationError({"instance_type": f"Unknown instance type {attrs['instance_type']}."})
+        if len(found) > 1:
+            raise serializers.ValidationError(
+                {"provider": f"Several providers have instance type {attrs['instance_type']}: add ?provider=."}
+            )
+        model = LlmModel.objects.filter(code=attrs["model"]).first()
+        if model is None:
+            raise serializers.ValidationError({"model": f"Unknown model {attrs['model']}."})
+        return {"instance_type": found[0], "model": model}
+
+
+class RootVolumeSerializer(serializers.Serializer):
+    type = serializers.ChoiceField(choices=["sbs_volume", "l_ssd"])
+    size_gb = serializers.IntegerField()
+
+
+class LaunchPlanSerializer(serializers.Serializer):
+    """A launch plan, or a refusal (`fits` false, `reason` set, the other fields empty)."""
+
+    fits = serializers.BooleanField()
+    reason = serializers.CharField()
+    image = serializers.CharField()
+    tensor_parallel_size = serializers.IntegerField()
+    max_model_len = serializers.IntegerField()
+    gpu_memory_utilization = serializers.FloatField()
+    root_volume = RootVolumeSerializer(allow_null=True)
+    secret_env = serializers.ListField(child=serializers.CharField(), help_text="Names only, never values")
+    args = serializers.ListField(child=serializers.CharField(), help_text="`vllm serve` arguments, model first")
+
+    def to_representation(self, plan):
+        if plan.fits:
+            return super().to_representation(plan)
+        return {
+            "fits": False, "reason": plan.reason, "image": "", "tensor_parallel_size": 0, "max_model_len": 0,
+            "gpu_memory_utilization": 0.0, "root_volume": None, "secret_env": [], "args": [],
+        }

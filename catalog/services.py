@@ -1,4 +1,4 @@
-"""Catalog logic: compatibility, zone offers, activation and moving rows between providers.
+"""Catalog logic: launch plans and compatibility, zone offers, activation and moving rows between providers.
 
 Runtime settings have their own module, `catalog/runtime_settings.py`."""
 
@@ -6,30 +6,48 @@ from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import F, QuerySet
+from django.db.models import QuerySet
 
+from catalog.launch_plan import LaunchPlan, ModelSpec, Refusal, TypeSpec, plan_launch
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, Zone
 
-# --- Compatibility --------------------------------------------------------------------------
+# --- Launch plans and compatibility -------------------------------------------------------
+# A model is compatible with an instance type when the launch planner finds a plan (README, "Launch plans").
+
+
+def model_spec(model: LlmModel) -> ModelSpec:
+    return ModelSpec(
+        code=model.code, task=model.task, weights_gb=float(model.weights_gb), layers=model.layers,
+        attention_heads=model.attention_heads, kv_heads=model.kv_heads, head_size=model.head_size,
+        max_context=model.context_length, vram_required_gb=model.vram_required_gb, gated=model.gated,
+        mock_only=model.mock_only, allow_simulator=model.allow_simulator,
+    )
+
+
+def type_spec(instance_type: InstanceType, *, provider: Provider | None = None) -> TypeSpec:
+    """The planner's view of `instance_type`. Its provider is read (select it with the row), unless the
+    caller hands it over already loaded."""
+    provider = provider or instance_type.provider
+    return TypeSpec(
+        code=instance_type.code, gpu_count=instance_type.gpu_count, vram_per_gpu_gb=instance_type.vram_per_gpu_gb,
+        is_mock=provider.is_mock, gpu_model=instance_type.gpu_model,
+        compute_capability=instance_type.compute_capability,
+        root_volumes={kind: tuple(limits) for kind, limits in (instance_type.root_volumes or {}).items()},
+        engine_image=instance_type.engine_image,
+    )
+
+
+def launch_plan(model: LlmModel, instance_type: InstanceType, *, provider: Provider | None = None
+                ) -> LaunchPlan | Refusal:
+    """The plan that serves `model` on `instance_type` (of `provider`, when the caller has it loaded), or
+    the Refusal that says why there is none."""
+    return plan_launch(model_spec(model), type_spec(instance_type, provider=provider))
 
 
 def incompatibility_reason(model: LlmModel, instance_type: InstanceType) -> str | None:
-    """Why `model` cannot run on `instance_type`, or None when it can.
-
-    A model fits when GPUs x VRAM per GPU covers its VRAM need. Simulated models (mock_only) run only on
-    Mock machines; real models run on Mock machines only when an operator allowed the simulator for them.
-    """
-    if instance_type.provider.is_mock:
-        if not (model.mock_only or model.allow_simulator):
-            return f"{model.code} is a real model: Mock machines serve it only when allow_simulator is set"
-    elif model.mock_only:
-        return f"{model.code} is simulated and runs only on Mock machines"
-    if instance_type.total_vram_gb < model.vram_required_gb:
-        return (
-            f"{model.code} needs {model.vram_required_gb} GB of VRAM; {instance_type.code} has "
-            f"{instance_type.gpu_count} x {instance_type.vram_per_gpu_gb} GB"
-        )
-    return None
+    """Why `model` cannot run on `instance_type` (the planner's refusal), or None when a plan exists."""
+    plan = launch_plan(model, instance_type)
+    return None if plan.fits else plan.reason
 
 
 def is_compatible(model: LlmModel, instance_type: InstanceType) -> bool:
@@ -37,21 +55,18 @@ def is_compatible(model: LlmModel, instance_type: InstanceType) -> bool:
 
 
 def compatible_models(instance_type: InstanceType) -> QuerySet[LlmModel]:
-    models = LlmModel.objects.filter(vram_required_gb__lte=instance_type.total_vram_gb)
-    if instance_type.provider.is_mock:
-        return models.filter(mock_only=True) | models.filter(allow_simulator=True)
-    return models.filter(mock_only=False)
+    """The models the planner finds a plan for on `instance_type` (a queryset: callers filter and order it)."""
+    target = type_spec(instance_type)
+    fitting = [model.pk for model in LlmModel.objects.all() if plan_launch(model_spec(model), target).fits]
+    return LlmModel.objects.filter(pk__in=fitting)
 
 
 def compatible_instance_types(model: LlmModel) -> QuerySet[InstanceType]:
-    types = InstanceType.objects.select_related("provider").alias(
-        total_vram=F("gpu_count") * F("vram_per_gpu_gb")
-    ).filter(total_vram__gte=model.vram_required_gb)
-    if model.mock_only:
-        return types.filter(provider__adapter="mock")
-    if not model.allow_simulator:
-        return types.exclude(provider__adapter="mock")
-    return types
+    """The instance types the planner finds a plan for `model` on."""
+    wanted = model_spec(model)
+    types = InstanceType.objects.select_related("provider")
+    fitting = [row.pk for row in types if plan_launch(wanted, type_spec(row)).fits]
+    return types.filter(pk__in=fitting)
 
 
 # --- Zone offers ----------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """Refreshing a provider's part of the catalog from what the provider sells right now.
 
 The provider is asked first (never inside a transaction), then the answer is written in one transaction:
-prices and specs of known types, new GPU types (inactive until an operator activates them and sets their
-allocation parameters), and the availability of each type in each of the provider's active zones.
+prices, specs and root volume constraints of known types, new GPU types (inactive until an operator
+activates them and sets their allocation parameters), and the availability of each type in each of the
+provider's active zones.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.db import transaction
 
+from catalog.gpus import compute_capability
 from catalog.models import InstanceType, InstanceTypeZone, Provider, Zone
 from monitoring.services import Component, Outcome, record_action
 from providers.base import CloudProvider, ProviderError, TypeOffer
@@ -115,11 +117,13 @@ def _create_type(provider: Provider, offer: TypeOffer) -> InstanceType:
         code=offer.code,
         name=f"{offer.gpu_count} x {offer.gpu_model or 'GPU'} {offer.vram_per_gpu_gb} GB",
         gpu_model=offer.gpu_model,
+        compute_capability=compute_capability(offer.gpu_model),
         gpu_count=offer.gpu_count,
         vram_per_gpu_gb=offer.vram_per_gpu_gb,
         vcpu=offer.vcpu,
         ram_gb=offer.ram_gb,
         cost_per_hour=_price(offer),
+        root_volumes=offer.root_volumes,
         # New types wait for an operator: they need allocation parameters (image, volumes) to be usable.
         active=False,
     )
@@ -134,6 +138,10 @@ def _update_type(instance_type: InstanceType, offer: TypeOffer) -> bool:
         "vcpu": offer.vcpu,
         "ram_gb": offer.ram_gb,
     }
+    if offer.root_volumes:  # what the provider's API enforces: its word wins
+        wanted["root_volumes"] = offer.root_volumes
+    if instance_type.compute_capability is None:  # an operator's own figure is never overwritten
+        wanted["compute_capability"] = compute_capability(offer.gpu_model or instance_type.gpu_model)
     changed = [name for name, value in wanted.items() if getattr(instance_type, name) != value]
     for name in changed:
         setattr(instance_type, name, wanted[name])

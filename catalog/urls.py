@@ -7,6 +7,9 @@ from catalog import views
 urlpatterns = [
     path("", views.settings_page, name="settings"),
     path("instance-types/<int:pk>/zones/", views.edit_zones, name="settings-zones"),
+    # Before the tab patterns: these paths would read as a tab's slug.
+    path("launch-plan/", views.launch_plan_panel, name="launch-plan"),
+    path("machine-secrets/", views.machine_secrets, name="machine-secrets"),
     path("<slug:tab>/", views.settings_page, name="settings"),
     path("<slug:tab>/new/", views.create_row, name="settings-create"),
     path("<slug:tab>/<int:pk>/", views.row, name="settings-row"),

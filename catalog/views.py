@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django import forms as django_forms
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -16,6 +16,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from catalog import forms
+from catalog.machine_secrets import secret_sources, set_machine_secret
 from catalog.models import (
     InstanceType,
     LlmModel,
@@ -24,7 +25,7 @@ from catalog.models import (
     RuntimeSetting,
     Zone,
 )
-from catalog.selectors import get_settings_row, search_settings_rows
+from catalog.selectors import get_settings_row, launch_plans_for, search_settings_rows
 from catalog.services import set_active
 from inventiv.pages import is_fragment, staff_required
 
@@ -175,3 +176,38 @@ def create_row(request: HttpRequest, tab: str) -> HttpResponse:
             return redirect("settings", tab.slug)
         return render_tab(request, tab, created=form.instance)
     return render_tab(request, tab, create_form=form)
+
+
+# The pool form names its (instance type, zone) selects `choices_0`, `choices_1`...: each is a type to plan.
+POOL_CHOICE_PREFIX = "choices_"
+
+
+@login_required
+@require_GET
+def launch_plan_panel(request: HttpRequest) -> HttpResponse:
+    """The plan of the chosen model on each chosen instance type, as the create and pool forms show it
+    before anything is rented. Takes `model` and `instance_type` (primary keys or codes) and pool choices."""
+    refs = request.GET.getlist("instance_type") + [
+        value for name, values in request.GET.lists() if name.startswith(POOL_CHOICE_PREFIX) for value in values
+    ]
+    model, plans = launch_plans_for(model_ref=request.GET.get("model", ""), type_refs=refs)
+    unset = [name for name, _, source in secret_sources() if not source]
+    return render(request, "catalog/_launch_plan.html", {"model": model, "plans": plans, "unset_secrets": unset})
+
+
+@login_required
+def machine_secrets(request: HttpRequest) -> HttpResponse:
+    """Which machine secrets are set and where; staff set or clear one (its value is never shown again)."""
+    error = ""
+    if request.method == "POST":
+        if not request.user.is_staff:
+            raise PermissionDenied("This needs a staff account")
+        try:
+            set_machine_secret(request.POST.get("name", ""), value=request.POST.get("value", "").strip())
+        except ValueError as exc:
+            error = str(exc)
+        else:
+            if not is_fragment(request):
+                return redirect("settings", "runtime")
+    template = "catalog/_machine_secrets.html" if is_fragment(request) else "catalog/machine_secrets.html"
+    return render(request, template, {"secrets": secret_sources(), "error": error})

@@ -25,6 +25,21 @@ class Verdict(enum.Enum):
     INSTALLING = "installing"  # the server runs; its worker agent installs and will report by heartbeat
     GONE = "gone"  # the provider no longer knows the server
     TIMED_OUT = "timed_out"  # past the startup deadline
+    REPOWER = "repower"  # the server fell back to stopped after its power-on: power it on once more
+    OUT_OF_STOCK = "out_of_stock"  # it fell back again after that: the provider has no stock for it
+
+
+# How long a server powered on again may take to show it runs before a fall back counts as a second one.
+POWER_ON_RETRY_GRACE_S = 120
+# What `state_detail` says when the provider took the machine back (Scaleway reports stock running out
+# after a power-on asynchronously: the server returns to `stopped`, and its detail may say why).
+OUT_OF_STOCK_DETAIL = "out of stock"
+
+
+def fell_back(server: ServerInfo) -> bool:
+    """The provider stopped a server Inventiv had powered on (stock ran out after the power-on)."""
+    detail = str(server.metadata.get("state_detail") or "").lower()
+    return server.state == ServerState.STOPPED or OUT_OF_STOCK_DETAIL in detail
 
 
 def runs_worker_agent(instance: Instance) -> bool:
@@ -41,6 +56,12 @@ def startup_verdict(instance: Instance, server: ServerInfo | None, *, now: datet
     """Decide what happens to a booting/installing/starting `instance` whose server looks like `server`."""
     if server is None or server.state == ServerState.GONE:
         return Verdict.GONE
+    if fell_back(server):
+        # Every startup status comes after the power-on, so a stopped server was stopped by the provider.
+        if instance.power_on_retried_at is None:
+            return Verdict.REPOWER
+        if now >= instance.power_on_retried_at + timedelta(seconds=POWER_ON_RETRY_GRACE_S):
+            return Verdict.OUT_OF_STOCK
     if server.state == ServerState.RUNNING and not agent:
         return Verdict.READY
     if instance.startup_deadline_at is not None and now >= instance.startup_deadline_at:

@@ -55,6 +55,12 @@ class Instance(models.Model):
     progress_at = models.DateTimeField(null=True, blank=True)
     # A machine still booting/installing/starting after this fails with STARTUP_TIMEOUT.
     startup_deadline_at = models.DateTimeField(null=True, blank=True)
+    # The server fell back to `stopped` after its power-on (stock ran out) and was powered on again then; a
+    # second fall back fails it with PROVIDER_OUT_OF_STOCK (readiness.py).
+    power_on_retried_at = models.DateTimeField(null=True, blank=True)
+    # The last error a provider call answered while the instance was being retried or re-queued: code,
+    # message, the provider's details (which argument, why) and when; shown until the instance moves on.
+    last_provider_error = models.JSONField(default=dict, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     status_changed_at = models.DateTimeField(auto_now_add=True)

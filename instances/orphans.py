@@ -3,13 +3,16 @@
 A sweep lists each (provider, zone) where instances ever ran, records the orphans it finds (ORPHAN_DETECTED)
 and terminates those seen for orphan_grace_s (ORPHAN_TERMINATED): a create that is still being recorded
 gets that long to claim its server. A record goes when the provider no longer lists its server.
+
+A provider that throttles (an answer with Retry-After) is left alone until that time has passed: the sweep
+skips its zones instead of adding to the load it complains about.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -22,12 +25,29 @@ from instances.models import Instance, OrphanServer
 from instances.status import ENDED, ErrorCode
 from instances.sweeps import ServerDirectory
 from monitoring.services import Component, action_step, record_action
-from providers.base import INVENTIV_TAG, CloudProvider, ProviderError, ServerInfo
+from providers.base import INVENTIV_TAG, CloudProvider, ProviderError, ServerInfo, TransientProviderError
 
 log = logging.getLogger(__name__)
 
 # An orphan whose terminate did not take is asked again after this long.
 ORPHAN_RETRY_S = 300
+# Provider code -> until when the sweep leaves it alone (it asked to wait). Per process: each worker
+# process learns it from the provider's first answer.
+_throttled_until: dict[str, datetime] = {}
+
+
+def _throttled(provider: Provider, now: datetime) -> bool:
+    return _throttled_until.get(provider.code, now) > now
+
+
+def _note_throttling(provider: Provider, exc: ProviderError, now: datetime) -> bool:
+    """Remember how long `provider` asked to wait, when it did; True then."""
+    retry_after = getattr(exc, "retry_after", None) if isinstance(exc, TransientProviderError) else None
+    if retry_after is None:
+        return False
+    _throttled_until[provider.code] = now + timedelta(seconds=retry_after)
+    log.warning("orphan sweep: %s throttles; leaving it alone for %ss", provider.code, retry_after)
+    return True
 
 
 def sweep_orphans() -> int:
@@ -42,11 +62,15 @@ def sweep_orphans() -> int:
     terminated = 0
     for zone in zones:
         provider = zone.region.provider
+        if _throttled(provider, timezone.now()):
+            continue
         try:
             adapter = directory.adapter(provider)
             adapter.check_available()
             servers = adapter.list_servers(zone=zone.code, tag=INVENTIV_TAG)
         except ProviderError as exc:
+            if _note_throttling(provider, exc, timezone.now()):
+                continue
             # A cloud without credentials has no servers of ours to find: not worth a warning every tick.
             level = logging.DEBUG if exc.code == ErrorCode.MISSING_PROVIDER_CREDENTIALS else logging.WARNING
             log.log(level, "orphan sweep: cannot list %s %s: %s", provider.code, zone.code, exc)
@@ -121,6 +145,12 @@ def _terminate_due_orphans(provider: Provider, zone: str, adapter: CloudProvider
                 adapter.terminate_server(orphan.server_id, zone=zone)
         except ProviderError as exc:
             log.warning("orphan %s in %s not terminated: %s", orphan.server_id, zone, exc)
+            if _note_throttling(provider, exc, timezone.now()):
+                orphan.claimed_until = None
+                orphan.save(update_fields=["claimed_until"])
+                OrphanServer.objects.filter(pk__in=[o.pk for o in orphans], claimed_until__isnull=False).update(
+                    claimed_until=None)
+                break
         else:
             orphan.terminate_requested_at = timezone.now()
             done += 1

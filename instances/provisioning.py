@@ -26,7 +26,7 @@ from instances.health import Verdict
 from instances.lifecycle import Move, UnitOfWork
 from instances.models import Instance
 from instances.readiness import apply_startup_verdict, mark_ready, server_evidence
-from instances.retries import ProviderTask
+from instances.retries import ProviderTask, describe_details, remember_provider_error
 from instances.status import GONE, PROVISIONABLE, ErrorCode, Status
 from instances.termination import fail_instance, terminate_instance
 from monitoring.models import ActionLog
@@ -37,12 +37,15 @@ ORCH = Component.ORCHESTRATOR
 # Codes a create error keeps as the instance's error code; any other permanent create error is reported
 # as PROVIDER_CREATE_FAILED.
 CREATE_ERROR_CODES = frozenset(
-    {ErrorCode.PROVIDER_OUT_OF_STOCK, ErrorCode.PROVIDER_QUOTA_EXCEEDED, ErrorCode.MISSING_PROVIDER_CREDENTIALS}
+    {ErrorCode.PROVIDER_OUT_OF_STOCK, ErrorCode.PROVIDER_QUOTA_EXCEEDED, ErrorCode.MISSING_PROVIDER_CREDENTIALS,
+     ErrorCode.MISSING_CONTROL_PLANE_CIDRS, ErrorCode.MISSING_MACHINE_SECRET, ErrorCode.INCOMPATIBLE_MODEL_INSTANCE}
 )
 HINTS = {
     ErrorCode.PROVIDER_OUT_OF_STOCK: "try another zone or instance type",
     ErrorCode.PROVIDER_QUOTA_EXCEEDED: "raise the quota at the provider, or terminate other machines",
     ErrorCode.MISSING_PROVIDER_CREDENTIALS: "configure the provider's credentials",
+    ErrorCode.MISSING_CONTROL_PLANE_CIDRS: "set INVENTIV_CONTROL_PLANE_CIDRS to the control plane's addresses",
+    ErrorCode.MISSING_MACHINE_SECRET: "set it in Settings, Runtime settings, or in the environment",
 }
 
 
@@ -90,13 +93,16 @@ def _provision(instance: Instance, credentials: MintedCredentials) -> None:
             verb = "start"
             server = _start_server(instance, adapter, parent=execute, held=held)
         except ProviderError as exc:
+            remember_provider_error(instance.pk, exc, during=verb)
             if not exc.permanent:
-                raise
+                raise  # the task retries (after Retry-After, when the provider said); the error stays shown
             default = ErrorCode.PROVIDER_CREATE_FAILED if verb == "create" else ErrorCode.PROVIDER_START_FAILED
             code = exc.code if verb == "create" and exc.code in CREATE_ERROR_CODES else default
             hint = HINTS.get(code)
+            details = describe_details(exc.details)
             message = (f"{instance.provider.code} could not {verb} a {instance.instance_type.code} server in "
-                       f"{instance.zone.code}: {exc.message}" + (f" ({hint})." if hint else ""))
+                       f"{instance.zone.code}: {exc.message}" + (f" [{details}]" if details else "")
+                       + (f" ({hint})." if hint else ""))
             fail_instance(instance, to=Status.PROVISIONING_FAILED, code=code, message=message,
                           action_type="EXECUTE_CREATE", steps=held)
             return
@@ -115,7 +121,7 @@ def _boot(instance: Instance, server: ServerInfo, held: list[ActionLog]) -> tupl
     already (the first health check runs now, not at the next sweep). (booted, ready)."""
     now = timezone.now()
     agent = health.runs_worker_agent(instance)
-    booting = {**address_fields(server), "progress_at": now,
+    booting = {**address_fields(server), "progress_at": now, "last_provider_error": {},
                "startup_deadline_at": health.startup_deadline(instance, now=now)}
     with UnitOfWork(instance, steps=held) as work:
         booted = work.move(Move(Status.BOOTING, "INSTANCE_CREATED", allowed_from=PROVISIONABLE, fields=booting))

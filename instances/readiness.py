@@ -4,7 +4,8 @@
 machine of the `none` runtime runs nothing, so a running server is all the health there is) or the
 machine's worker agent (its heartbeat says the engine serves the expected model, workers.py). Around it:
 the health check of a booting/installing/starting machine (the provision's first one, the health sweep's,
-a reinstall's), which applies `health.startup_verdict`, and the sweep's safety net that promotes a machine
+a reinstall's), which applies `health.startup_verdict` (a server the provider stopped after its power-on is
+powered on once more, then failed as out of stock), and the sweep's safety net that promotes a machine
 from its worker's last heartbeat.
 """
 
@@ -29,8 +30,8 @@ from instances.retries import ProviderTask
 from instances.status import JUST_BOOTED, REINSTALLABLE, STARTUP, ErrorCode, Status
 from instances.termination import fail_instance, handle_provider_deleted
 from monitoring.models import WorkerState
-from monitoring.services import Component, new_action
-from providers.base import CloudProvider, ServerInfo
+from monitoring.services import Component, action_step, new_action
+from providers.base import CloudProvider, ProviderError, ServerInfo
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,15 @@ def apply_startup_verdict(instance: Instance, server: ServerInfo | None, *, adap
                                   reason="the server runs; its worker agent installs and reports by heartbeat"))
     elif verdict is Verdict.GONE:
         handle_provider_deleted(instance, adapter=adapter, allowed_from=STARTUP)
+    elif verdict is Verdict.REPOWER:
+        power_on_again(instance, server, adapter=adapter)
+    elif verdict is Verdict.OUT_OF_STOCK:
+        detail = server.metadata.get("state_detail") or "no detail"
+        fail_instance(instance, to=Status.STARTUP_FAILED, code=ErrorCode.PROVIDER_OUT_OF_STOCK,
+                      action_type="INSTANCE_STARTUP_FAILED", metadata={"state_detail": detail},
+                      message=f"The server fell back to stopped after its power-on, and again after a second one "
+                              f"({detail}): {instance.provider.code} has no {instance.instance_type.code} to give in "
+                              f"{instance.zone.code} now (a pool moves on to its next choice).")
     elif verdict is Verdict.TIMED_OUT:
         state = server.state.value if server else "gone"
         fail_instance(instance, to=Status.STARTUP_FAILED, code=ErrorCode.STARTUP_TIMEOUT,
@@ -109,6 +119,29 @@ def apply_startup_verdict(instance: Instance, server: ServerInfo | None, *, adap
     elif server is not None and server.public_ip and not instance.public_ip:
         Instance.objects.filter(pk=instance.pk).update(**address_fields(server))
     return verdict
+
+
+def power_on_again(instance: Instance, server: ServerInfo, *, adapter: CloudProvider) -> None:
+    """Power on once more a server the provider stopped after its power-on (stock ran out under it). A
+    second fall back fails the instance (`health.startup_verdict`)."""
+    now = timezone.now()
+    metadata = {"reason": "the server fell back to stopped after its power-on",
+                "state_detail": server.metadata.get("state_detail") or ""}
+    try:
+        with action_step("PROVIDER_START", component=Component.ORCHESTRATOR, instance_id=instance.pk,
+                         metadata=metadata):
+            adapter.start_server(instance.provider_server_id, zone=instance.zone.code)
+    except ProviderError as exc:
+        if not exc.permanent:
+            raise
+        code = ErrorCode.PROVIDER_OUT_OF_STOCK if exc.code == ErrorCode.PROVIDER_OUT_OF_STOCK \
+            else ErrorCode.PROVIDER_START_FAILED
+        fail_instance(instance, to=Status.STARTUP_FAILED, code=code, action_type="INSTANCE_STARTUP_FAILED",
+                      message=f"The server fell back to stopped after its power-on; powering it on again failed: "
+                              f"{exc.message}")
+        return
+    Instance.objects.filter(pk=instance.pk).update(power_on_retried_at=now)
+    instance.power_on_retried_at = now
 
 
 def promote_if_worker_ready(instance: Instance, *, now: datetime | None = None) -> bool:

@@ -67,7 +67,7 @@ class InstanceSerializer(serializers.ModelSerializer):
         fields = [
             "id", "status", "status_color", "progress_percent", "is_transitional",
             "provider", "zone", "instance_type", "model", "requested", "created_by",
-            "error_code", "error_message", "deletion_reason",
+            "error_code", "error_message", "last_provider_error", "deletion_reason",
             "provider_server_id", "public_ip", "agent_port", "engine_port", "cost_per_hour", "requeue_count",
             "created_at", "status_changed_at", "provider_created_at", "booted_at", "ready_at", "draining_at",
             "terminating_at", "terminated_at", "failed_at", "archived_at",

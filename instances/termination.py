@@ -20,7 +20,7 @@ from instances.adapters import adapter_for
 from instances.claims import STEP_LEASE_S, claimed
 from instances.lifecycle import InvalidTransition, Move, UnitOfWork, transition
 from instances.models import Instance
-from instances.retries import ProviderTask
+from instances.retries import ProviderTask, remember_provider_error
 from instances.status import BEING_TERMINATED, TERMINATION_REQUESTED, ErrorCode, Status
 from monitoring.models import ActionLog
 from monitoring.services import Component, action_step, new_action, record_action
@@ -90,6 +90,7 @@ def execute_termination(instance_id) -> None:
             with action_step("PROVIDER_TERMINATE", component=ORCH, instance_id=instance.pk, parent=execute):
                 adapter.terminate_server(instance.provider_server_id, zone=instance.zone.code)
         except ProviderError as exc:
+            remember_provider_error(instance.pk, exc, during="terminate")
             if not exc.permanent:
                 raise
             return  # logged by the step; the terminator sweep tries again

@@ -26,6 +26,9 @@ SECRET_KEY = read_secret_key(var_dir=VAR_DIR)
 # A key may leave this list only after `manage.py rotate_encryption_key` (README, "Rotating the encryption key").
 INVENTIV_ENCRYPTION_KEYS = read_encryption_keys()
 
+# Secrets GPU machines may need, from the environment; one set in the dashboard wins (catalog/machine_secrets.py).
+MACHINE_SECRETS_FROM_ENV = {"HF_TOKEN": env_secret("HF_TOKEN")}
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "")
 # How GPU machines reach the control plane (worker registration and heartbeats).
@@ -315,6 +318,17 @@ def _networks(name: str, default: str) -> list:
 # A scraper sends this as `Authorization: Bearer ...`, or scrapes from one of the allowed addresses.
 INVENTIV_METRICS_TOKEN = env_secret("INVENTIV_METRICS_TOKEN")
 INVENTIV_METRICS_ALLOWED_IPS = _networks("INVENTIV_METRICS_ALLOWED_IPS", "127.0.0.1")
+
+# Who may reach a GPU machine (README, "Providers"): vLLM's key guards only its /v1 paths, so the engine and
+# agent ports admit the control plane's addresses only. Without them a cloud create is refused, unless the
+# operator opens the machines to the internet on purpose (the dashboard then says so).
+CONTROL_PLANE_CIDRS = [str(net) for net in _networks("INVENTIV_CONTROL_PLANE_CIDRS", "")]
+ALLOW_PUBLIC_ENGINES = env_bool("INVENTIV_ALLOW_PUBLIC_ENGINES", False)
+# Optional SSH to the machines, from these networks, with this public key (an `ssh-ed25519 AAAA...` line).
+SSH_CIDRS = [str(net) for net in _networks("INVENTIV_SSH_CIDRS", "")]
+SSH_PUBLIC_KEY = env_str("INVENTIV_SSH_PUBLIC_KEY").strip()
+if SSH_PUBLIC_KEY and ("\n" in SSH_PUBLIC_KEY or not SSH_PUBLIC_KEY.startswith(("ssh-", "ecdsa-", "sk-"))):
+    raise ImproperlyConfigured("INVENTIV_SSH_PUBLIC_KEY must be one OpenSSH public key line (ssh-ed25519 AAAA...)")
 
 LOGGING = {
     "version": 1,

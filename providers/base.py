@@ -89,11 +89,18 @@ class ServerSpec:
     commercial_type: str
     name: str
     tags: list[str]
-    user_data: str = ""
+    # Secrets travel in user_data and runtime_env (worker token, engine key, HF_TOKEN): both stay out of the
+    # spec's repr, so a log line or a traceback that shows a spec shows none of them.
+    user_data: str = field(default="", repr=False)
+    # Provider-specific parameters of the type (the OS image, the boot type).
     allocation_params: dict = field(default_factory=dict)
+    # The root volume the launch plan chose (catalog/launch_plan.py): its type and size in GB; none: the
+    # image's default volume.
+    root_volume_type: str = ""
+    root_volume_gb: int = 0
     # Values the machine needs at start (worker token, engine API key, model). The Mock process runtime
     # passes them as environment variables; cloud adapters ignore them (they travel in user_data).
-    runtime_env: dict = field(default_factory=dict)
+    runtime_env: dict = field(default_factory=dict, repr=False)
     # False when no earlier attempt can have created this instance's server (its first create): the
     # adapter then skips looking for one, which costs a provider call (a query on the Mock).
     may_exist: bool = True
@@ -129,6 +136,8 @@ class TypeOffer:
     hourly_price: float
     gpu_model: str = ""
     availability: dict[str, str] = field(default_factory=dict)  # zone -> available | scarce | shortage
+    # Root volume types the type accepts -> [min GB, max GB] (empty when the provider does not say).
+    root_volumes: dict[str, list[int]] = field(default_factory=dict)
 
 
 class CloudProvider(abc.ABC):

@@ -11,8 +11,11 @@ The document writes three root-only files and runs one install script:
   a model name full of shell metacharacters stays one argument. A failed step is reported to the control
   plane (POST /api/worker/install-failed {"step": ...}) and stops the script.
 
-The engine API key reaches vLLM as VLLM_API_KEY in the container's environment (vLLM reads it like
---api-key), not on its command line.
+The engine runs `vllm serve <model>` in the launch plan's image with the plan's arguments (tensor parallel
+size, context length, memory utilisation: catalog/launch_plan.py). The engine API key reaches vLLM as
+VLLM_API_KEY in the container's environment (vLLM reads it like --api-key), and the plan's secrets (HF_TOKEN
+for a gated model) the same way: never on a command line. An operator's SSH public key, when configured,
+is authorised for the default user.
 """
 
 from __future__ import annotations
@@ -106,8 +109,8 @@ start_engine() {
     -p "$INVENTIV_ENGINE_PORT:$INVENTIV_ENGINE_PORT" \
     -v "$HOME_DIR/hf-cache:/root/.cache/huggingface" \
     -e VLLM_API_KEY%(extra_env_flags)s \
-    "$INVENTIV_VLLM_IMAGE" \
-    --model "$INVENTIV_MODEL_ID" --served-model-name "$INVENTIV_MODEL" --port "$INVENTIV_ENGINE_PORT"%(engine_args)s
+    --entrypoint vllm "$INVENTIV_VLLM_IMAGE" \
+    serve "$INVENTIV_MODEL_ID" --served-model-name "$INVENTIV_MODEL" --port "$INVENTIV_ENGINE_PORT"%(engine_args)s
 }
 
 run_step docker check_docker
@@ -149,12 +152,13 @@ def render_user_data(
     engine_port: int,
     extra_env: dict[str, str] | None = None,
     engine_args: tuple[str, ...] | list[str] = (),
+    ssh_public_key: str = "",
 ) -> str:
     """A `#cloud-config` document that installs and starts vLLM and the worker agent.
 
     `model` is what vLLM loads (a Hugging Face id); `served_model_name` is the name it answers to, which
     the agent expects in /v1/models. `extra_env` (e.g. HF_TOKEN) reaches both the agent and vLLM;
-    `engine_args` are appended to vLLM's command line (e.g. --tensor-parallel-size 2).
+    `engine_args` follow the model on vLLM's command line (the launch plan's flags).
     Raises ValueError on a value that could break the files (a newline, a bad variable name, a bad port).
     """
     _check_port("agent_port", agent_port)
@@ -184,6 +188,8 @@ def render_user_data(
     for name, value in env.items():
         if any(char in value for char in "\n\r\0"):
             raise ValueError(f"{name} contains a line break or a NUL character")
+    if any(char in ssh_public_key for char in "\n\r\0"):
+        raise ValueError("ssh_public_key must be one line")
     script = _SCRIPT % {
         "etc_dir": ETC_DIR,
         "home_dir": HOME_DIR,
@@ -200,6 +206,8 @@ def render_user_data(
         ],
         "runcmd": [[INSTALL_SCRIPT]],
     }
+    if ssh_public_key:
+        document["ssh_authorized_keys"] = [ssh_public_key]
     return "#cloud-config\n" + yaml.dump(document, Dumper=_Dumper, sort_keys=False, width=1000)
 
 

@@ -1,7 +1,8 @@
-"""What the Mock cloud persists: its servers and the faults a test or an operator injected.
+"""What providers persist: the Mock cloud's servers and injected faults, and the locks that keep two workers
+from doing the same thing at a real cloud at once.
 
-Both live in the database so that every process (web, several Celery workers, a test) sees the same
-cloud. A server's state is never stored as such: it derives from the timestamps below and the clock,
+All live in the database so that every process (web, several Celery workers, a test) sees the same
+cloud. A Mock server's state is never stored as such: it derives from the timestamps below and the clock,
 so it does not depend on which process looks, or when a background thread happened to run.
 """
 
@@ -99,3 +100,16 @@ class MockFault(models.Model):
 
     def __str__(self):
         return f"{self.kind} x{'∞' if self.remaining is None else self.remaining}"
+
+
+class ProviderLock(models.Model):
+    """A row to lock around work at a provider that two workers must never do at the same time, such as
+    listing-or-creating a zone's security group (`providers.locks.provider_lock`)."""
+
+    key = models.CharField(max_length=200, unique=True)
+    # What the last holder found or made (a security group id), for the next one.
+    value = models.CharField(max_length=200, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self):
+        return self.key

@@ -8,7 +8,8 @@ trace for the usage writer. Nothing on this path waits for the database.
 A request for a model with no routable instance is held while the model's pool grows, when it has one
 that may (router/hold.py); otherwise it gets a 503 at once.
 
-Errors are OpenAI-shaped (router/errors.py). A key not allowed to use a model gets 403
+Errors are OpenAI-shaped (router/errors.py). `/v1/embeddings` serves the catalog's embedding models only,
+and those serve nothing else: a 400 says so instead of whatever the engine would answer. A key not allowed to use a model gets 403
 `model_not_allowed` rather than a 404 that would pretend the model does not exist: the key holder learns
 why, and an operator reading traces sees the difference.
 """
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 Outcome = RequestTrace.Outcome
 MODELS_PATH = "/v1/models"
+EMBEDDINGS_PATH = "/v1/embeddings"
 BEARER = b"bearer "
 OUTCOMES_BY_STATUS = {
     400: Outcome.CLIENT_ERROR, 403: Outcome.FORBIDDEN, 404: Outcome.CLIENT_ERROR, 413: Outcome.CLIENT_ERROR,
@@ -46,6 +48,15 @@ OUTCOMES_BY_STATUS = {
 OUTCOMES_BY_CODE = {"hold_queue_full": Outcome.HOLD_QUEUE_FULL, "hold_timeout": Outcome.HOLD_TIMEOUT}
 JSON_HEADERS = [(b"content-type", b"application/json")]
 CLIENT_CLOSED_REQUEST = 499
+
+
+def _check_task(path: str, model: str, embedding_models: frozenset[str]) -> None:
+    """Embeddings go to embedding models only, and embedding models answer nothing else."""
+    embeds = model in embedding_models
+    if path == EMBEDDINGS_PATH and not embeds:
+        raise errors.not_an_embedding_model(model)
+    if path != EMBEDDINGS_PATH and embeds:
+        raise errors.embedding_model_only(model, path)
 
 
 class ClientGone(Exception):
@@ -130,6 +141,7 @@ class RouterApp:
             trace.model, trace.stream = call.model, call.stream
             if call.model not in runtime.table.known_models:
                 raise errors.model_not_found(call.model)
+            _check_task(path, call.model, runtime.table.embedding_models)
             if not key.may_use(call.model):
                 raise errors.model_not_allowed(call.model)
             if key.over_budget:

@@ -62,6 +62,17 @@ def model_not_found(model: str) -> ApiError:
                     param="model")
 
 
+def not_an_embedding_model(model: str) -> ApiError:
+    # vLLM itself answers 404 (0.34) or an error inside a 200 (0.11) here: the router says why, up front.
+    return ApiError(400, f"The model `{model}` generates text: /v1/embeddings serves embedding models only "
+                    "(task `embed` in the catalog).", type=INVALID_REQUEST, code="model_not_embedding", param="model")
+
+
+def embedding_model_only(model: str, path: str) -> ApiError:
+    return ApiError(400, f"The model `{model}` is an embedding model: it serves /v1/embeddings, not {path}.",
+                    type=INVALID_REQUEST, code="model_is_embedding", param="model")
+
+
 def path_not_found(path: str) -> ApiError:
     return ApiError(404, f"Unknown route {path}.", type=INVALID_REQUEST, code="not_found")
 

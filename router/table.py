@@ -62,6 +62,8 @@ class RoutingTable:
     known_models: frozenset[str]
     # Model code -> when its earliest candidate became ready (the `created` of /v1/models), Unix seconds.
     ready_since: dict[str, int] = field(default_factory=dict)
+    # The catalog's embedding models (task `embed`): /v1/embeddings serves these, and only these.
+    embedding_models: frozenset[str] = frozenset()
     routable: dict[str, tuple[Candidate, ...]] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -76,7 +78,8 @@ class RoutingTable:
         candidates = {model: tuple(c for c in cands if c.instance_id not in instance_ids)
                       for model, cands in self.candidates.items()}
         return RoutingTable(candidates={model: cands for model, cands in candidates.items() if cands},
-                            known_models=self.known_models, ready_since=self.ready_since)
+                            known_models=self.known_models, ready_since=self.ready_since,
+                            embedding_models=self.embedding_models)
 
 
 EMPTY_TABLE = RoutingTable(candidates={}, known_models=frozenset())
@@ -118,11 +121,13 @@ def load_routing_table(*, now: datetime | None = None) -> RoutingTable:
         if ready_at is not None:
             since = int(ready_at.timestamp())
             ready_since[model] = min(since, ready_since.get(model, since))
-    known = set(LlmModel.objects.values_list("code", flat=True)) | set(candidates)
+    catalog = list(LlmModel.objects.values_list("code", "task"))
+    known = {code for code, _ in catalog} | set(candidates)
     return RoutingTable(
         candidates={model: tuple(cands) for model, cands in candidates.items()},
         known_models=frozenset(known),
         ready_since=ready_since,
+        embedding_models=frozenset(code for code, task in catalog if task == LlmModel.Task.EMBED),
     )
 
 

@@ -1,7 +1,11 @@
-"""Write fixtures/catalog.json from the seed tables below (../shared/REFERENCE.md sections 1 and 2).
+"""Write fixtures/catalog.json from the seed tables below.
 
 Run `python scripts/make_catalog_fixture.py` after editing a table. The fixture uses natural keys and no
 primary keys, so `manage.py loaddata catalog` updates rows in place on a database that already has them.
+
+Every launch fact below says where it was checked (December 2026, with the search tools of the session that
+wrote it); "not verified" marks the figures no source could confirm. The launch planner
+(catalog/launch_plan.py) turns these facts into plans; the README's "Launch plans" table shows the result.
 """
 
 import json
@@ -11,6 +15,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from catalog.gpus import compute_capability  # noqa: E402  (no Django imports)
 from catalog.setting_specs import SETTING_SPECS  # noqa: E402  (no Django imports)
 
 PROVIDERS = [
@@ -25,6 +30,10 @@ REGIONS = [
 ]
 PAR2_WAW2 = ["fr-par-2", "pl-waw-2"]
 # code, gpu model, gpus, vram per gpu, vcpu, ram, eur/h, zones, bandwidth mbps
+# Source: the 2026-10-01 capture of Scaleway's products/servers (above) confirms vCPUs, RAM (GiB), GPU count,
+# gpu_memory (24/48/80/288 GiB, P100 16 GiB) and hourly prices of L4-1-24G, L4-2-24G, L40S-1-48G (1.469916),
+# H100-1-80G, H100-SXM-8-80G, B300-SXM-8-288G and RENDER-S; the other rows follow their family (not verified).
+# Compute capability comes from the GPU model (catalog/gpus.py, NVIDIA's CUDA GPUs pages).
 TYPES = [
     ("mock", "MOCK-GPU-S", "Mock GPU", 1, 24, 8, 32, "0.25", ["mock-eu-1"], 1000),
     ("mock", "MOCK-4GPU-M", "Mock GPU", 4, 48, 16, 64, "0.75", ["mock-eu-1"], 1000),
@@ -45,23 +54,62 @@ TYPES = [
     ("scaleway", "RENDER-S", "P100", 1, 16, 10, 42, "1.221", ["fr-par-1"], 1000),
     ("scaleway", "GPU-3070-S", "RTX 3070", 1, 8, 8, 16, "0.76", ["fr-par-2"], 1000),
 ]
-# L4/L40S boot from block storage; the others from local volumes (REFERENCE.md section 4).
-BLOCK_BOOT = ("L4-", "L40S-")
+# Root volume types each type accepts, with their size range in GB.
+# Source: Scaleway's product catalog, GET https://api.scaleway.com/instance/v1/zones/{zone}/products/servers,
+# as captured on 2026-10-01 in a public repository's test data: L4-1-24G, L4-2-24G, L40S-1-48G, H100-1-80G,
+# H100-SXM-8-80G and B300-SXM-8-288G have `volumes_constraint` {0, 0} and `per_volume_constraint.l_ssd`
+# {0, 0} (no local volume: block storage only); RENDER-S has `volumes_constraint` max 400 GB and `l_ssd`
+# 1-800 GB per volume. Block volumes (`sbs_volume`) hold 5 GB to 10 TB (Scaleway docs-content,
+# macros/block-storage/block-storage-volume-types.mdx: "sbs_5k ... 5 GB to 10 TB").
+# Not verified (absent from that capture): L4-4/8, L40S-2/4/8, H100-2-80G and H100-SXM-2/4-80G are given their
+# family's constraints; GPU-3070-S (end of life since September 2025) is assumed block-only.
+BLOCK_ONLY = {"sbs_volume": [5, 10000]}
+ROOT_VOLUMES = {"RENDER-S": {"sbs_volume": [5, 10000], "l_ssd": [1, 400]}}
 # Fixtures bypass auto_now, so rows carry the date of the seed.
 SEEDED_AT = "2026-11-26T00:00:00Z"
+# code, task, VRAM floor GB, maximum context, parameters (billions), layers, attention heads, KV heads,
+# head size, gated on Hugging Face. Weights are served in bf16: 2 bytes per parameter.
+# Sources (config.json fields num_hidden_layers / num_attention_heads / num_key_value_heads / head_dim or
+# hidden_size / num_attention_heads / max_position_embeddings):
+# - Qwen2.5: copies of each Instruct model's config.json in public repositories (7B: "_name_or_path":
+#   "Qwen/Qwen2.5-7B-Instruct", 28/4/28 layers, hidden 3584, 32768; 72B: 64/8/80, hidden 8192, 32768;
+#   0.5B: 14/2/24, hidden 896) and the Qwen2.5 release table (qwenlm.github.io/blog/qwen2.5, as copied in
+#   public notes: params 0.49/7.61/14.7/32.5/72.7 B, layers 24/28/48/64/80, heads 14/2, 28/4, 40/8, 40/8,
+#   64/8). Instruct context 32768. Not verified against the 14B and 32B Instruct config.json themselves.
+# - Llama 3.1: meta-llama/llama-models, models/llama3_1/api/sku_list.py (8B: dim 4096, 32 layers, 32 heads,
+#   8 KV heads; 70B: dim 8192, 80 layers, 64 heads, 8 KV heads; max_seq_length 131072). Parameters 8.03 B
+#   ("8,030,261,248" in a public model description) and 70.6 B (Hugging Face model page; not verified).
+# - Mistral-7B-v0.3: layer shapes of Mistral-7B-v0.3 in a public dump (32 blocks, q 4096x4096, k 1024x4096:
+#   8 KV heads of 128) and Mistral 7B v0.2+ configs (32 heads, 32768 context). Parameters 7.25 B: not verified.
+# - Mixtral-8x7B: config.json copy with "_name_or_path": "mistralai/Mixtral-8x7B-Instruct-v0.1" (32 layers,
+#   32 heads, 8 KV heads, head_dim 128, 32768); 46.7 B parameters (Azure/azureml-assets model description).
+# - gemma-2: google-deepmind/gemma TransformerConfig.gemma2_9b / gemma2_27b (9B: 16 heads, 8 KV heads, head_dim
+#   256; 27B: 32 heads, 16 KV heads, head_dim 128) and pytorch/torchtune's gemma2 builders (42 / 46 layers,
+#   max_seq_len 8192). Parameters 9.24 B and 27.2 B: Hugging Face model pages, not verified.
+# - Phi-3-mini-4k: keras-team/keras-hub phi3_presets.py (3,821,079,552 parameters, 32 layers, 4k context) and
+#   a config reader (hidden 3072, 32 heads, no grouped KV: 32 KV heads, head size 96).
+# - Qwen3-Embedding-0.6B (the embedding model): vLLM's docs/models/supported_models.md lists it as an
+#   embedding model (Qwen3ForCausalLM converted with --convert embed); 595,776,512 parameters and 32k context
+#   (keras-team/keras-hub qwen3_presets.py); shape of the Qwen3-0.6B config.json it is built on (28 layers,
+#   16 heads, 8 KV heads, head_dim 128). Apache 2.0, not gated.
+# Gated: Llama 3.1 and gemma-2 (Hugging Face 401 "gated repo" reports in public issues), Mistral and Mixtral
+# (gated since 2024, same reports for Mistral-7B-Instruct-v0.2 and Mixtral-8x7B-Instruct-v0.1; v0.3 itself not
+# verified). Qwen2.5, Qwen3-Embedding and Phi-3 are not gated.
+GENERATE, EMBED = "generate", "embed"
 MODELS = [
-    ("Qwen/Qwen2.5-0.5B-Instruct", 2, 32768, 50),
-    ("Qwen/Qwen2.5-7B-Instruct", 16, 32768, 200),
-    ("Qwen/Qwen2.5-14B-Instruct", 28, 32768, 300),
-    ("Qwen/Qwen2.5-32B-Instruct", 64, 32768, 500),
-    ("Qwen/Qwen2.5-72B-Instruct", 160, 32768, 1200),
-    ("meta-llama/Llama-3.1-8B-Instruct", 16, 131072, 200),
-    ("meta-llama/Llama-3.1-70B-Instruct", 160, 131072, 1200),
-    ("mistralai/Mistral-7B-Instruct-v0.3", 16, 32768, 200),
-    ("mistralai/Mixtral-8x7B-Instruct-v0.1", 96, 32768, 400),
-    ("google/gemma-2-9b-it", 20, 8192, 200),
-    ("google/gemma-2-27b-it", 56, 8192, 500),
-    ("microsoft/Phi-3-mini-4k-instruct", 8, 4096, 80),
+    ("Qwen/Qwen2.5-0.5B-Instruct", GENERATE, 2, 32768, "0.49", 24, 14, 2, 64, False),
+    ("Qwen/Qwen2.5-7B-Instruct", GENERATE, 16, 32768, "7.61", 28, 28, 4, 128, False),
+    ("Qwen/Qwen2.5-14B-Instruct", GENERATE, 28, 32768, "14.7", 48, 40, 8, 128, False),
+    ("Qwen/Qwen2.5-32B-Instruct", GENERATE, 64, 32768, "32.5", 64, 40, 8, 128, False),
+    ("Qwen/Qwen2.5-72B-Instruct", GENERATE, 160, 32768, "72.7", 80, 64, 8, 128, False),
+    ("meta-llama/Llama-3.1-8B-Instruct", GENERATE, 16, 131072, "8.03", 32, 32, 8, 128, True),
+    ("meta-llama/Llama-3.1-70B-Instruct", GENERATE, 160, 131072, "70.6", 80, 64, 8, 128, True),
+    ("mistralai/Mistral-7B-Instruct-v0.3", GENERATE, 16, 32768, "7.25", 32, 32, 8, 128, True),
+    ("mistralai/Mixtral-8x7B-Instruct-v0.1", GENERATE, 96, 32768, "46.7", 32, 32, 8, 128, True),
+    ("google/gemma-2-9b-it", GENERATE, 20, 8192, "9.24", 42, 16, 8, 256, True),
+    ("google/gemma-2-27b-it", GENERATE, 56, 8192, "27.2", 46, 32, 16, 128, True),
+    ("microsoft/Phi-3-mini-4k-instruct", GENERATE, 8, 4096, "3.82", 32, 32, 32, 96, False),
+    ("Qwen/Qwen3-Embedding-0.6B", EMBED, 2, 32768, "0.60", 28, 16, 8, 128, False),
 ]
 # code, label, icon, colour, category (colour families from REFERENCE.md section 2)
 ACTION_TYPES = [
@@ -102,16 +150,38 @@ ACTION_TYPES = [
 ]
 
 
+# The OS image of every Scaleway GPU type: GPU OS 13, the NVIDIA driver for the CUDA 13 vLLM images, Docker and the
+# container toolkit. Source: Scaleway's marketplace (GET https://api.scaleway.com/marketplace/v2/images, captured
+# 2026-10-01): "Ubuntu Noble GPU OS 13 (Nvidia)", label ubuntu_noble_gpu_os_13_nvidia. Root volumes, the engine
+# image and its arguments come from the launch plan (catalog/launch_plan.py), not from here.
+GPU_OS_IMAGE = "ubuntu_noble_gpu_os_13_nvidia"
+
+
 def allocation_params(provider: str, code: str, vram_gb: int) -> dict:
     if provider == "mock":
         return {"runtime_vram_gb": vram_gb}
-    params = {"image": "ubuntu_noble_gpu_os_12", "boot_type": "local", "root_volume_gb": 125}
-    if code.startswith(BLOCK_BOOT):
-        params.update(root_volume_type="sbs_volume")
-    else:
-        params.update(root_volume_type="l_ssd")
-    params["vllm_image"] = "vllm/vllm-openai:v0.11.0"
-    return params
+    return {"image": GPU_OS_IMAGE, "boot_type": "local"}
+
+
+def launch_facts(provider: str, code: str, gpu: str) -> dict:
+    if provider == "mock":
+        return {"compute_capability": None, "root_volumes": {}, "engine_image": ""}
+    capability = compute_capability(gpu)
+    return {
+        "compute_capability": str(capability) if capability is not None else None,
+        "root_volumes": ROOT_VOLUMES.get(code, BLOCK_ONLY),
+        "engine_image": "",
+    }
+
+
+def model_row(code, task, vram, context, params, layers, heads, kv_heads, head_size, gated) -> dict:
+    weights = f"{float(params) * 2:.2f}"  # bf16
+    return {"model": "catalog.llmmodel", "fields": {
+        "code": code, "name": code.split("/", 1)[1], "task": task, "vram_required_gb": vram, "context_length": context,
+        "parameters_b": params, "weights_gb": weights, "layers": layers, "attention_heads": heads,
+        "kv_heads": kv_heads, "head_size": head_size, "gated": gated, "mock_only": False, "allow_simulator": False,
+        "active": True,
+    }}
 
 
 def build() -> list[dict]:
@@ -132,15 +202,16 @@ def build() -> list[dict]:
                     "provider": [provider], "code": code, "name": f"{count} x {gpu} {vram} GB", "gpu_model": gpu,
                     "gpu_count": count, "vram_per_gpu_gb": vram, "vcpu": vcpu, "ram_gb": ram,
                     "bandwidth_mbps": bandwidth, "cost_per_hour": price,
-                    "allocation_params": allocation_params(provider, code, vram), "active": True,
+                    "allocation_params": allocation_params(provider, code, vram), **launch_facts(provider, code, gpu),
+                    "active": True,
                 },
             }
         )
         for zone in zones:
             rows.append({"model": "catalog.instancetypezone", "fields": {"instance_type": [provider, code], "zone": zone_keys[zone], "availability": "available", "updated_at": SEEDED_AT}})
-    rows.append({"model": "catalog.llmmodel", "fields": {"code": "mock-echo", "name": "Mock echo (simulator)", "vram_required_gb": 0, "context_length": 8192, "recommended_disk_gb": 0, "mock_only": True, "allow_simulator": True, "active": True}})
-    for code, vram, context, disk in MODELS:
-        rows.append({"model": "catalog.llmmodel", "fields": {"code": code, "name": code.split("/", 1)[1], "vram_required_gb": vram, "context_length": context, "recommended_disk_gb": disk, "mock_only": False, "allow_simulator": False, "active": True}})
+    rows.append({"model": "catalog.llmmodel", "fields": {"code": "mock-echo", "name": "Mock echo (simulator)", "task": GENERATE, "vram_required_gb": 0, "context_length": 8192, "mock_only": True, "allow_simulator": True, "active": True}})
+    for model in MODELS:
+        rows.append(model_row(*model))
     for spec in SETTING_SPECS.values():
         rows.append({"model": "catalog.runtimesetting", "fields": {"key": spec.key, "value_type": spec.value_type, "value": spec.default, "default": spec.default, "min_value": spec.min_value, "max_value": spec.max_value, "description": spec.description, "updated_at": SEEDED_AT}})
     for code, label, icon, color, category in ACTION_TYPES:

@@ -15,13 +15,17 @@ PACKAGE_PARENT = str(Path(__file__).resolve().parent.parent)
 
 
 def engine_command(config: AgentConfig) -> list[str] | None:
-    """The engine's argv, or None in `attach` mode where the engine is someone else's to run."""
+    """The engine's argv, or None in `attach` mode where the engine is someone else's to run.
+
+    vLLM gets its API key as VLLM_API_KEY in its environment (engine_environment), never on its command line,
+    where `ps` would show it to every user of the machine. The simulator, local to the Mock cloud, takes it
+    as a flag."""
     common = ["--served-model-name", config.served_model_name, "--port", str(config.engine_port),
               "--host", config.engine_host]
-    if config.engine_api_key:
-        common += ["--api-key", config.engine_api_key]
     if config.engine_mode == "vllm":
         return ["vllm", "serve", config.model, *common, *config.engine_args]
+    if config.engine_api_key:
+        common += ["--api-key", config.engine_api_key]
     if config.engine_mode == "simulator":
         timing = ["--load-time", str(config.sim_load_time_s), "--ttft", str(config.sim_ttft_s),
                   "--tokens-per-second", str(config.sim_tokens_per_second)]
@@ -39,6 +43,8 @@ def engine_environment(config: AgentConfig) -> dict[str, str]:
     # The engine has no business with the agent's credential for the control plane.
     env.pop("INVENTIV_WORKER_TOKEN", None)
     env["PYTHONUNBUFFERED"] = "1"  # log lines reach the agent's ring buffer as they are written
+    if config.engine_mode == "vllm" and config.engine_api_key:
+        env["VLLM_API_KEY"] = config.engine_api_key  # vLLM reads it as it reads --api-key
     if config.engine_mode == "simulator":
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [PACKAGE_PARENT, env.get("PYTHONPATH")]))
     return env

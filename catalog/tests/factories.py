@@ -23,6 +23,10 @@ def make_zone(*, region: Region | None = None, code: str | None = None, **fields
     return Zone.objects.create(region=region or make_region(), code=code or f"zone-{next(_serial)}", **fields)
 
 
+# An L4-like GPU that boots from block storage, as Scaleway's GPU types do.
+GPU_FACTS = {"gpu_model": "L4", "compute_capability": Decimal("8.9"), "root_volumes": {"sbs_volume": [5, 10000]}}
+
+
 def make_instance_type(
     *,
     provider: Provider | None = None,
@@ -33,6 +37,7 @@ def make_instance_type(
     zones: tuple[Zone, ...] = (),
     **fields,
 ) -> InstanceType:
+    fields = {**GPU_FACTS, **fields}
     instance_type = InstanceType.objects.create(
         provider=provider or make_provider(),
         code=code or f"GPU-{next(_serial)}",
@@ -48,10 +53,14 @@ def make_instance_type(
     return instance_type
 
 
+# The shape of a small model (about 1 B parameters) that the planner fits on any seeded GPU type.
+SMALL_SHAPE = {"weights_gb": Decimal("2"), "layers": 24, "attention_heads": 16, "kv_heads": 8, "head_size": 64}
+
+
 def make_model(*, code: str | None = None, vram_required_gb: int = 16, **fields) -> LlmModel:
     return LlmModel.objects.create(
         code=code or f"org/model-{next(_serial)}",
         vram_required_gb=vram_required_gb,
         context_length=fields.pop("context_length", 8192),
-        **fields,
+        **{**SMALL_SHAPE, **fields},
     )

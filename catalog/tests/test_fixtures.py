@@ -42,7 +42,7 @@ def test_loading_the_seed_twice_gives_the_same_rows(seed):
         "Zone": 9,
         "InstanceType": 18,
         "InstanceTypeZone": 28,
-        "LlmModel": 13,
+        "LlmModel": 14,  # 12 chat models, one embedding model and mock-echo
         "RuntimeSetting": len(SETTING_SPECS),
         "ActionType": 33,
     }
@@ -94,6 +94,19 @@ def test_the_seed_has_the_reference_shapes_and_prices(seed):
     ]
     assert LlmModel.objects.get(code="Qwen/Qwen2.5-72B-Instruct").vram_required_gb == 160
     assert LlmModel.objects.get(code="mock-echo").mock_only
+
+
+def test_the_seed_carries_what_the_launch_planner_needs(seed):
+    llama = LlmModel.objects.get(code="meta-llama/Llama-3.1-8B-Instruct")
+    shape = (llama.layers, llama.attention_heads, llama.kv_heads, llama.head_size, llama.context_length)
+    assert shape == (32, 32, 8, 128, 131072)
+    assert llama.gated and str(llama.weights_gb) == "16.06"
+    embedder = LlmModel.objects.get(task=LlmModel.Task.EMBED)
+    assert (embedder.code, embedder.gated) == ("Qwen/Qwen3-Embedding-0.6B", False)
+    h100 = InstanceType.objects.get(code="H100-SXM-4-80G")
+    assert (str(h100.compute_capability), h100.root_volumes) == ("9.0", {"sbs_volume": [5, 10000]})
+    assert "l_ssd" in InstanceType.objects.get(code="RENDER-S").root_volumes
+    assert InstanceType.objects.get(code="MOCK-GPU-S").compute_capability is None
 
 
 def test_the_seed_holds_all_33_action_types_and_every_runtime_setting(seed):

@@ -23,12 +23,23 @@ def clouds():
     }
 
 
-def test_a_model_fits_when_all_gpus_together_hold_its_vram(clouds):
+def test_a_model_is_compatible_when_the_planner_finds_a_plan(clouds):
     two_l40s = make_instance_type(provider=clouds["real"], gpu_count=2, vram_per_gpu_gb=48)
 
     assert services.is_compatible(make_model(vram_required_gb=96), two_l40s)
     reason = services.incompatibility_reason(make_model(code="org/big", vram_required_gb=97), two_l40s)
-    assert reason == "org/big needs 97 GB of VRAM; " + f"{two_l40s.code} has 2 x 48 GB"
+    assert reason.startswith("org/big needs 97 GB of VRAM; " + f"{two_l40s.code} has 2 x 48 GB")
+    heavy = make_model(code="org/heavy", weights_gb=90)
+    assert "does not fit" in services.incompatibility_reason(heavy, two_l40s)
+    assert two_l40s not in services.compatible_instance_types(heavy)
+
+
+def test_a_real_model_without_its_shape_is_planned_nowhere(clouds):
+    l4 = make_instance_type(provider=clouds["real"])
+    unknown = make_model(code="org/unknown", layers=0)
+
+    assert "no shape in the catalog" in services.incompatibility_reason(unknown, l4)
+    assert list(services.compatible_models(l4)) == []
 
 
 def test_a_simulated_model_runs_only_on_mock_machines(clouds):

@@ -44,7 +44,7 @@ def test_it_refreshes_the_price_and_specs_of_known_types(seed, fake_scaleway):
     assert result.updated == 2
     l40s = InstanceType.objects.get(code="L40S-1-48G")
     assert l40s.cost_per_hour == Decimal("1.3999")
-    assert l40s.allocation_params["image"] == "ubuntu_noble_gpu_os_12"  # operator settings stay
+    assert l40s.allocation_params["image"] == "ubuntu_noble_gpu_os_13_nvidia"  # operator settings stay
     assert InstanceType.objects.get(code="H100-1-80G").vcpu == 26
 
 
@@ -59,6 +59,8 @@ def test_it_creates_new_gpu_types_inactive_and_skips_cpu_types(seed, fake_scalew
     assert not h200.active
     assert (h200.gpu_count, h200.vram_per_gpu_gb, h200.vcpu, h200.ram_gb) == (1, 141, 24, 240)
     assert (h200.gpu_model, h200.cost_per_hour) == ("H200", Decimal("3.5"))
+    assert h200.compute_capability == Decimal("9.0")  # from the GPU's name, so the planner can pick an image
+    assert h200.root_volumes == {"sbs_volume": [5, 10000]}  # no local volume: the catalog's volumes_constraint
     assert offer("H200-1-141G", "fr-par-2").availability == InstanceTypeZone.Availability.AVAILABLE
     assert not InstanceType.objects.filter(code__in=["DEV1-S", "PLAY2-NANO"]).exists()
 

@@ -280,7 +280,7 @@ def test_it_refuses_a_duplicate_zone_code_and_keeps_the_form_open(staff):
 
 
 def test_it_creates_a_model_without_javascript(staff):
-    data = {"code": "org/New-Model", "vram_required_gb": 12, "context_length": 4096, "recommended_disk_gb": 40, "active": "on"}
+    data = {"code": "org/New-Model", "vram_required_gb": 12, "context_length": 4096, "active": "on"}
     response = staff.post("/settings/models/new/", data)
     assert response.status_code == 302 and response["Location"] == "/settings/models/"
     assert LlmModel.objects.get(code="org/New-Model").vram_required_gb == 12

@@ -65,6 +65,21 @@ def run_on_commit():
 
 
 @pytest.fixture
+def scaleway_cloud(mock_cloud, monkeypatch, settings):
+    """The Scaleway adapter, configured from the environment as in production (workers open to the control
+    plane's test range, no Hugging Face token), talking to a loopback fake of the Scaleway API."""
+    from providers.testing.fake_scaleway import TEST_ACCESS_KEY, TEST_CONTROL_PLANE_CIDR, TEST_PROJECT_ID, FakeScaleway
+
+    settings.CONTROL_PLANE_CIDRS = [TEST_CONTROL_PLANE_CIDR]
+    settings.MACHINE_SECRETS_FROM_ENV = {"HF_TOKEN": ""}
+    with FakeScaleway() as fake:
+        for name, value in {"SCW_ACCESS_KEY": TEST_ACCESS_KEY, "SCW_SECRET_KEY": fake.secret_key,
+                            "SCW_DEFAULT_PROJECT_ID": TEST_PROJECT_ID, "SCW_API_URL": fake.url}.items():
+            monkeypatch.setenv(name, value)
+        yield fake
+
+
+@pytest.fixture
 def mock_cloud(seed):
     """The catalog seed with a Mock cloud that boots and deletes at once."""
     set_setting("mock_boot_delay_s", 0)

@@ -1,10 +1,12 @@
 """request_instance validation, provider errors, idempotent provisioning and per-instance credentials."""
 
+import json
 import re
 
 import pytest
 
 from autoscaling.tests.factories import make_pool
+from catalog.launch_plan import VLLM_IMAGE
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, Zone
 from instances.credentials import engine_api_key, mint_credentials, verify_worker_token
 from instances.models import Instance
@@ -21,6 +23,7 @@ from instances.tests.factories import (  # noqa: F401 (fixtures)
     make_instance,
     mock_cloud,
     request_mock,
+    scaleway_cloud,
     servers_of,
 )
 from monitoring.models import ActionLog
@@ -247,18 +250,6 @@ def test_every_instance_gets_its_own_credentials(mock_cloud):
     assert not verify_worker_token(second, servers_of(first).get().runtime_env["INVENTIV_WORKER_TOKEN"])
 
 
-@pytest.fixture
-def scaleway_cloud(mock_cloud, monkeypatch):
-    """The Scaleway adapter, configured from the environment as in production, talking to a loopback fake."""
-    from providers.testing.fake_scaleway import TEST_ACCESS_KEY, TEST_PROJECT_ID, FakeScaleway
-
-    with FakeScaleway() as fake:
-        for name, value in {"SCW_ACCESS_KEY": TEST_ACCESS_KEY, "SCW_SECRET_KEY": fake.secret_key,
-                            "SCW_DEFAULT_PROJECT_ID": TEST_PROJECT_ID, "SCW_API_URL": fake.url}.items():
-            monkeypatch.setenv(name, value)
-        yield fake
-
-
 def test_a_scaleway_machine_boots_with_cloud_init_and_waits_for_its_worker_agent(scaleway_cloud, committed):
     with committed():
         instance = request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-2-24G",
@@ -273,8 +264,54 @@ def test_a_scaleway_machine_boots_with_cloud_init_and_waits_for_its_worker_agent
     assert user_data.startswith("#cloud-config")
     token = re.search(r"INVENTIV_WORKER_TOKEN=(\S+)", user_data).group(1).strip("'\"")
     assert verify_worker_token(instance, token)
-    assert "--tensor-parallel-size" in user_data
+    # The launch plan's engine, arguments and root volume: 28 heads, so one GPU per replica and two replicas.
+    assert "--entrypoint vllm \"$INVENTIV_VLLM_IMAGE\"" in user_data and VLLM_IMAGE in user_data
+    assert "--tensor-parallel-size 1 --data-parallel-size 2 --max-model-len 32768" in user_data
+    assert "HF_TOKEN" not in user_data  # Qwen is not gated
+    sent = scaleway_cloud.requests_to(r"/servers$", method="POST")[0].json()
+    assert sent["image"] == "ubuntu_noble_gpu_os_13_nvidia"
+    assert sent["volumes"]["0"]["volume_type"] == "sbs_volume" and sent["volumes"]["0"]["size"] == 80 * 10**9
     assert action_types(instance)[-2:] == ["INSTANCE_CREATED", "HEALTH_CHECK"]
+
+
+def test_a_gated_model_gets_the_hugging_face_token_and_only_it_does(scaleway_cloud, committed, settings):
+    settings.MACHINE_SECRETS_FROM_ENV = {"HF_TOKEN": "hf_gated_access"}
+    with committed():
+        gated = request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-1-24G",
+                                 model="meta-llama/Llama-3.1-8B-Instruct")
+        open_model = request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-1-24G",
+                                      model="Qwen/Qwen2.5-0.5B-Instruct")
+
+    gated, open_model = fresh(gated), fresh(open_model)
+    assert "HF_TOKEN=hf_gated_access" in scaleway_cloud.user_data[gated.provider_server_id]["cloud-init"].decode()
+    assert b"hf_gated_access" not in scaleway_cloud.user_data[open_model.provider_server_id]["cloud-init"]
+    logged = json.dumps(list(ActionLog.objects.values("request_payload", "response_payload", "metadata",
+                                                      "error_message")), default=str)
+    assert "hf_gated_access" not in logged
+
+
+def test_a_gated_model_without_a_token_fails_before_anything_is_rented(scaleway_cloud, committed):
+    with committed():
+        instance = request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-1-24G",
+                                    model="meta-llama/Llama-3.1-8B-Instruct")
+
+    instance = fresh(instance)
+    assert (instance.status, instance.error_code) == (Status.PROVISIONING_FAILED, ErrorCode.MISSING_MACHINE_SECRET)
+    assert "HF_TOKEN not set" in instance.error_message
+    assert scaleway_cloud.servers == {}
+
+
+def test_a_scaleway_create_without_control_plane_ranges_is_refused_with_its_code(scaleway_cloud, committed, settings):
+    settings.CONTROL_PLANE_CIDRS = []
+    with committed():
+        instance = request_instance(provider="scaleway", zone="fr-par-2", instance_type="L4-1-24G",
+                                    model="Qwen/Qwen2.5-0.5B-Instruct")
+
+    instance = fresh(instance)
+    assert (instance.status, instance.error_code) == (Status.PROVISIONING_FAILED,
+                                                      ErrorCode.MISSING_CONTROL_PLANE_CIDRS)
+    assert "INVENTIV_CONTROL_PLANE_CIDRS" in instance.error_message
+    assert scaleway_cloud.servers == {}
 
 
 def test_a_scaleway_machine_is_deleted_with_its_volumes_on_terminate(scaleway_cloud, committed):

@@ -32,3 +32,13 @@ def test_the_version_endpoint_answers_without_login(client, settings):
     response = client.get("/api/version/")
     assert response.status_code == 200
     assert response.json() == {"version": settings.VERSION}
+
+
+@pytest.mark.django_db
+def test_every_page_warns_while_engines_are_open_to_the_internet(client, admin_user, settings):
+    client.force_login(admin_user)
+    assert "INVENTIV_ALLOW_PUBLIC_ENGINES is on" not in client.get("/").content.decode()
+
+    settings.ALLOW_PUBLIC_ENGINES = True
+
+    assert "INVENTIV_ALLOW_PUBLIC_ENGINES is on" in client.get("/").content.decode()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from django.conf import settings
 from scaleway_core.client import Client
 
 from providers.base import INVENTIV_TAG, CloudProvider, ProviderError, ServerInfo, ServerSpec, TypeOffer
@@ -20,7 +21,7 @@ from providers.scaleway.config import (
     configuration_problems,
     setting,
 )
-from providers.scaleway.security_groups import DEFAULT_WORKER_PORTS, SECURITY_GROUP_NAME, WorkerSecurityGroups
+from providers.scaleway.security_groups import DEFAULT_WORKER_PORTS, SECURITY_GROUP_NAME, Ingress, WorkerSecurityGroups
 
 
 class ScalewayProvider(CloudProvider):
@@ -37,9 +38,13 @@ class ScalewayProvider(CloudProvider):
         worker_ports: Iterable[int] = DEFAULT_WORKER_PORTS,
         security_group_name: str = SECURITY_GROUP_NAME,
         page_size: int = PAGE_SIZE,
+        control_plane_cidrs: Iterable[str] | None = None,
+        allow_public_engines: bool | None = None,
+        ssh_cidrs: Iterable[str] | None = None,
     ):
-        """Arguments left None come from the environment. Nothing here raises: an adapter that cannot
-        work says so on check_available() and on every call."""
+        """Arguments left None come from the environment (the network ones from Django settings, README
+        "Configuration"). Nothing here raises: an adapter that cannot work says so on check_available() and
+        on every call; one without INVENTIV_CONTROL_PLANE_CIDRS refuses only to create servers."""
         problems: list[str] = []
         access_key = access_key or setting(ENV_ACCESS_KEY, problems, from_file=True)
         secret_key = secret_key or setting(ENV_SECRET_KEY, problems, from_file=True)
@@ -47,6 +52,7 @@ class ScalewayProvider(CloudProvider):
         self.api_url = (api_url or setting(ENV_API_URL, problems) or DEFAULT_API_URL).rstrip("/")
         self.call_timeout_s = float(call_timeout_s)
         self.worker_ports = tuple(int(port) for port in worker_ports)
+        self.ingress = _ingress(self.worker_ports, control_plane_cidrs, allow_public_engines, ssh_cidrs)
         self.security_group_name = security_group_name
         self.page_size = page_size
         self._problems = problems + configuration_problems(access_key, secret_key, self.project_id, self.api_url)
@@ -64,9 +70,8 @@ class ScalewayProvider(CloudProvider):
                 # The SDK's own validation messages quote the secret key: never pass them on.
                 self._problems.append("the Scaleway SDK rejected the configuration")
             else:
-                self._security_groups = WorkerSecurityGroups(
-                    self._client, name=security_group_name, worker_ports=self.worker_ports
-                )
+                self._security_groups = WorkerSecurityGroups(self._client, name=security_group_name,
+                                                             ingress=self.ingress)
 
     def __repr__(self) -> str:
         configured = "configured" if not self._problems else "not configured"
@@ -105,3 +110,14 @@ class ScalewayProvider(CloudProvider):
 
     def fetch_catalog(self, *, zones: list[str]) -> list[TypeOffer]:
         return offers.fetch_catalog(self.client, zones=zones)
+
+
+def _ingress(worker_ports, control_plane_cidrs, allow_public, ssh_cidrs) -> Ingress:
+    """Who may reach the workers: the arguments given, else the settings as they are when the adapter is made."""
+    return Ingress(
+        worker_ports=worker_ports,
+        control_plane_cidrs=tuple(settings.CONTROL_PLANE_CIDRS if control_plane_cidrs is None
+                                  else control_plane_cidrs),
+        allow_public=settings.ALLOW_PUBLIC_ENGINES if allow_public is None else allow_public,
+        ssh_cidrs=tuple(settings.SSH_CIDRS if ssh_cidrs is None else ssh_cidrs),
+    )

@@ -4,11 +4,12 @@ door every call goes through (it turns what the SDK raises into a ProviderError)
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import requests
-from scaleway.block.v1alpha1.api import BlockV1Alpha1API
+from scaleway.block.v1.api import BlockV1API
 from scaleway.instance.v1.custom_api import InstanceUtilsV1API
 from scaleway_core.api import APILogger, ScalewayException
 from scaleway_core.client import Client
@@ -16,6 +17,7 @@ from scaleway_core.client import Client
 from providers.scaleway.errors import provider_error_from
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 DEFAULT_CALL_TIMEOUT_S = 30.0
 # Opening a connection to the API gateway is quick when the network works: a slow connect is not worth
@@ -23,6 +25,8 @@ DEFAULT_CALL_TIMEOUT_S = 30.0
 MAX_CONNECT_TIMEOUT_S = 10.0
 # The Instance API serves at most 100 items per page; fewer pages means fewer round trips.
 PAGE_SIZE = 100
+# No listing of ours has this many pages; the bound stops a misbehaving endpoint from looping us forever.
+MAX_PAGES = 50
 
 
 class _DeadlineMixin:
@@ -88,7 +92,9 @@ class InstanceAPI(_DeadlineMixin, InstanceUtilsV1API):
         self.timeout = timeout
 
 
-class BlockAPI(_DeadlineMixin, BlockV1Alpha1API):
+class BlockAPI(_DeadlineMixin, BlockV1API):
+    """Block Storage API v1 (generally available; v1alpha1 was its preview)."""
+
     def __init__(self, client: Client, *, timeout: tuple[float, float]):
         super().__init__(client)
         self.timeout = timeout
@@ -118,3 +124,21 @@ class ScalewayClient:
             raise provider_error_from(exc, action=action, timeout_s=self.call_timeout_s) from exc
         except requests.exceptions.RequestException as exc:
             raise provider_error_from(exc, action=action, timeout_s=self.call_timeout_s) from exc
+
+    def all_pages(self, action: str, fn: Callable[..., Any], key: str, /, *, size_param: str = "per_page",
+                  **kwargs) -> list:
+        """Every item of a paginated listing (the `key` list of each page), at most MAX_PAGES pages.
+
+        The SDK's `*_all` helpers ask for pages until one comes back empty, without a bound; this stops at
+        the last page the total count announces, at a short page, or after MAX_PAGES (with a warning).
+        """
+        items: list = []
+        for page in range(1, MAX_PAGES + 1):
+            response = self.call(action, fn, page=page, **{size_param: self.page_size}, **kwargs)
+            batch = list(getattr(response, key) or [])
+            items.extend(batch)
+            total = getattr(response, "total_count", None)
+            if len(batch) < self.page_size or (total is not None and len(items) >= int(total)):
+                return items
+        log.warning("Scaleway %s: stopped after %d pages (%d items)", action, MAX_PAGES, len(items))
+        return items

@@ -11,6 +11,10 @@ from providers.scaleway.client import ScalewayClient
 # A catalog never has this many pages; the bound stops a misbehaving endpoint from looping us forever.
 MAX_PAGES = 50
 GIB = 2**30  # RAM and GPU memory are reported in binary gigabytes
+GB = 10**9  # volume sizes are decimal gigabytes
+# Block Storage volumes hold 5 GB to 10 TB (Scaleway's Block Storage documentation); the Instance catalog
+# only says whether a type can use them.
+BLOCK_VOLUME_GB = [5, 10_000]
 
 
 def fetch_catalog(client: ScalewayClient, *, zones: list[str]) -> list[TypeOffer]:
@@ -53,4 +57,19 @@ def _type_offer(code: str, server_type) -> TypeOffer:
         hourly_price=float(server_type.hourly_price),
         gpu_model=(gpu_info.gpu_name or "") if gpu_info else "",
         availability={},
+        root_volumes=_root_volumes(server_type),
     )
+
+
+def _root_volumes(server_type) -> dict[str, list[int]]:
+    """What the catalog says of volumes: block storage when the type can use it, local volumes (`l_ssd`)
+    within both their per-volume bounds and the type's total (`volumes_constraint`); GPU types allow 0."""
+    volumes = {}
+    capabilities = server_type.capabilities
+    if capabilities is not None and capabilities.block_storage:
+        volumes["sbs_volume"] = list(BLOCK_VOLUME_GB)
+    total = server_type.volumes_constraint
+    each = server_type.per_volume_constraint.l_ssd if server_type.per_volume_constraint else None
+    if total is not None and each is not None and total.max_size and each.max_size:
+        volumes["l_ssd"] = [max(1, (each.min_size or 0) // GB), min(each.max_size, total.max_size) // GB]
+    return volumes

@@ -85,7 +85,7 @@ def _create(
         tags=tags,
         dynamic_ip_required=True,
         boot_type=params.get("boot_type", "local"),
-        volumes=root_volume(params, server_name=spec.name),
+        volumes=root_volume(spec),
         project=client.project_id,
         security_group=security_groups.id_in(spec.zone),
     )
@@ -162,13 +162,8 @@ def _get(client: ScalewayClient, server_id: str, zone: str) -> Server | None:
 
 
 def _servers_tagged(client: ScalewayClient, zone: str, tag: str) -> list[Server]:
-    servers = client.call(
-        "list servers",
-        client.instance.list_servers_all,
-        zone=zone,
-        tags=[tag],
-        project=client.project_id,
-        per_page=client.page_size,
+    servers = client.all_pages(
+        "list servers", client.instance.list_servers, "servers", zone=zone, tags=[tag], project=client.project_id,
     )
     # The API filters on tags already; checking again costs nothing and guards a lax filter.
     return [server for server in servers if tag in (server.tags or [])]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from scaleway.instance.v1 import Server, VolumeServerTemplate
 
-from providers.base import INVENTIV_TAG, TransientProviderError, instance_tag
+from providers.base import INVENTIV_TAG, ServerSpec, TransientProviderError, instance_tag
 from providers.scaleway.client import ScalewayClient
 
 SERVER_TAG_PREFIX = "inventiv-server="
@@ -18,16 +18,16 @@ def server_tag(server_id: str) -> str:
     return f"{SERVER_TAG_PREFIX}{server_id}"
 
 
-def root_volume(allocation_params: dict, *, server_name: str) -> dict[str, VolumeServerTemplate] | None:
-    """The `volumes` argument of a server creation: the root volume the type's parameters ask for, or None
-    for the image's default."""
-    if not allocation_params.get("root_volume_gb"):
+def root_volume(spec: ServerSpec) -> dict[str, VolumeServerTemplate] | None:
+    """The `volumes` argument of a server creation: the root volume of the launch plan (type and size), or
+    None for the image's default."""
+    if not spec.root_volume_gb:
         return None
     return {
         "0": VolumeServerTemplate(
-            volume_type=allocation_params.get("root_volume_type", BLOCK_VOLUME_TYPE),
-            size=int(allocation_params["root_volume_gb"]) * GB,
-            name=f"{server_name}-root",
+            volume_type=spec.root_volume_type or BLOCK_VOLUME_TYPE,
+            size=int(spec.root_volume_gb) * GB,
+            name=f"{spec.name}-root",
         )
     }
 
@@ -45,8 +45,9 @@ def delete_volumes(client: ScalewayClient, server_id: str, *, zone: str) -> None
     """Delete the detached volumes tagged for `server_id`; volumes still attached raise a transient error."""
     tag = server_tag(server_id)
     attached = []
-    block_volumes = client.call(
-        "list volumes", client.block.list_volumes_all, zone=zone, tags=[tag], page_size=client.page_size
+    block_volumes = client.all_pages(
+        "list volumes", client.block.list_volumes, "volumes", size_param="page_size", zone=zone, tags=[tag],
+        include_deleted=False,
     )
     for volume in block_volumes:
         if tag not in (volume.tags or []):
@@ -55,13 +56,8 @@ def delete_volumes(client: ScalewayClient, server_id: str, *, zone: str) -> None
             attached.append(volume.id)
             continue
         client.call("delete volume", client.block.delete_volume, volume_id=volume.id, zone=zone, missing_ok=True)
-    local_volumes = client.call(
-        "list volumes",
-        client.instance.list_volumes_all,
-        zone=zone,
-        tags=[tag],
-        project=client.project_id,
-        per_page=client.page_size,
+    local_volumes = client.all_pages(
+        "list volumes", client.instance.list_volumes, "volumes", zone=zone, tags=[tag], project=client.project_id,
     )
     for volume in local_volumes:
         if volume.server is not None:

@@ -6,14 +6,20 @@ providers/tests/test_scaleway_contract.py). Point a ScalewayProvider at it with 
 use `fake.provider()`.
 
 What it serves (per zone): servers (create, get, list with page/per_page/tags and x-total-count, delete,
-actions with a state progression, user data), security groups and their rules, server types and their
-availability, Instance volumes, Block Storage volumes.
+actions with a state progression, user data), security groups (found by name or tags) and their rules
+(listed, set, added one by one; protocols written "TCP" as Scaleway writes them), server types with their
+volume constraints and availability, Instance volumes, Block Storage (API v1) volumes.
 
-Controls for tests: `fail_next` (answer the next matching request with a status, body and content type),
-`hang_next` (hold the next matching request for N seconds), `transition_s` (how long starting/stopping
-last; 0 settles them at the next request), the catalog (`set_price`, `set_availability`, `withdraw`,
-`add_server_type`), and inspection (`servers`, `block_volumes`, `local_volumes`, `security_groups`,
-`user_data`, `requests`).
+It refuses what Scaleway refuses, in Scaleway's error shapes: a local (`l_ssd`) volume on a type that allows
+none (every GPU type but RENDER-S: `volumes_constraint` 0/0), local volumes beyond the type's total, a block
+volume outside 5 GB - 10 TB.
+
+Controls for tests: `fail_next` (answer the next matching request with a status, body, content type and
+headers), `throttle_next` (a 429 with Retry-After), `hang_next` (hold the next matching request for N
+seconds), `fall_back_after_power_on` (the next power-ons end in `stopped`, as when stock runs out after a
+power-on), `transition_s` (how long starting/stopping last; 0 settles them at the next request), the catalog
+(`set_price`, `set_availability`, `withdraw`, `add_server_type`), and inspection (`servers`,
+`block_volumes`, `local_volumes`, `security_groups`, `rules`, `user_data`, `requests`).
 
     with FakeScaleway() as fake:
         provider = fake.provider()
@@ -38,6 +44,7 @@ import pytest
 TEST_ACCESS_KEY = "SCWXXXXXXXXXXXXXXXXX"
 TEST_SECRET_KEY = "1e6a8d6f-3b0c-4c4e-9a57-2f1f8b9c2d11"
 TEST_PROJECT_ID = "5b1f2d3e-7c4a-4e8b-9d0f-a1b2c3d4e5f6"
+TEST_CONTROL_PLANE_CIDR = "203.0.113.0/24"  # TEST-NET-3 (RFC 5737)
 
 DEFAULT_PER_PAGE = 50
 MAX_PER_PAGE = 100
@@ -54,6 +61,7 @@ QUOTAS_EXCEEDED = {
 HTML_BAD_GATEWAY = b"<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
 
 IMAGES = {
+    "ubuntu_noble_gpu_os_13_nvidia": ("741cfd27-a822-4c82-b80f-973b562743ad", "Ubuntu Noble GPU OS 13 (Nvidia)"),
     "ubuntu_noble_gpu_os_12": ("61916874-cf88-417d-83e8-c7933b848c6a", "Ubuntu Noble GPU OS 12"),
     "ubuntu_noble": ("607b12c2-685d-45f7-905f-57bc23863834", "Ubuntu 24.04 Noble Numbat"),
 }
@@ -81,6 +89,19 @@ SERVER_TYPES = {
     "DEV1-S": (2, 2, 0, "", 0, 0.008976, _ALL_ZONES),
     "PLAY2-NANO": (2, 4, 0, "", 0, 0.02754, _ALL_ZONES),
 }
+
+GB = 10**9
+# Local volumes a type accepts: (`volumes_constraint` min, max) for their total and (`per_volume_constraint.l_ssd`
+# min, max) for each, in bytes, as Scaleway's products/servers answered on 2026-10-01. GPU types take none (their
+# root volume is block storage); RENDER-S and the CPU types do. Types not listed take none.
+LOCAL_VOLUMES = {
+    "RENDER-S": ((0, 400 * GB), (1 * GB, 800 * GB)),
+    "DEV1-S": ((0, 20 * GB), (1 * GB, 800 * GB)),
+}
+NO_LOCAL_VOLUMES = ((0, 0), (0, 0))
+BLOCK_VOLUME_SIZE = (5 * GB, 10_000 * GB)  # Block Storage: 5 GB to 10 TB
+# What `state_detail` says of a server that stock ran out under after its power-on (the fake's wording).
+FALLBACK_DETAIL = "stopped: out of stock"
 
 # What each state allows, as the API lists it in `allowed_actions`.
 ALLOWED_ACTIONS = {
@@ -120,6 +141,7 @@ class Fault:
     body: bytes = b""
     content_type: str = "application/json"
     hang_s: float = 0.0
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -156,6 +178,7 @@ class FakeScaleway:
         self.server_types = {code: list(spec) for code, spec in SERVER_TYPES.items()}
         self.availability: dict[tuple[str, str], str] = {}  # (zone, code) -> scarce | shortage
         self._pending: dict[str, tuple[float, str]] = {}  # server id -> (when, what happens then)
+        self._fallbacks = 0  # the next power-ons that end in `stopped`
         self._faults: list[Fault] = []
         self._lock = threading.RLock()
         self._stopping = threading.Event()
@@ -164,6 +187,8 @@ class FakeScaleway:
         self._thread: threading.Thread | None = None
         zone = r"/instance/v1/zones/(?P<zone>[^/]+)"
         server = zone + r"/servers/(?P<sid>[^/]+)"
+        # Block Storage API v1 (what Inventiv uses) and v1alpha1 (what the SDK's recordings were made with).
+        block = r"/block/(?P<version>v1|v1alpha1)/zones/(?P<zone>[^/]+)"
         self._routes = [
             ("GET", zone + r"/servers", self._list_servers),
             ("POST", zone + r"/servers", self._create_server),
@@ -178,16 +203,17 @@ class FakeScaleway:
             ("POST", zone + r"/security_groups", self._create_security_group),
             ("GET", zone + r"/security_groups/(?P<gid>[^/]+)/rules", self._list_rules),
             ("PUT", zone + r"/security_groups/(?P<gid>[^/]+)/rules", self._set_rules),
+            ("POST", zone + r"/security_groups/(?P<gid>[^/]+)/rules", self._create_rule),
             ("GET", zone + r"/products/servers", self._list_server_types),
             ("GET", zone + r"/products/servers/availability", self._availability),
             ("GET", zone + r"/volumes", self._list_local_volumes),
             ("GET", zone + r"/volumes/(?P<vid>[^/]+)", self._get_local_volume),
             ("PATCH", zone + r"/volumes/(?P<vid>[^/]+)", self._update_local_volume),
             ("DELETE", zone + r"/volumes/(?P<vid>[^/]+)", self._delete_local_volume),
-            ("GET", r"/block/v1alpha1/zones/(?P<zone>[^/]+)/volumes", self._list_block_volumes),
-            ("GET", r"/block/v1alpha1/zones/(?P<zone>[^/]+)/volumes/(?P<vid>[^/]+)", self._get_block_volume),
-            ("PATCH", r"/block/v1alpha1/zones/(?P<zone>[^/]+)/volumes/(?P<vid>[^/]+)", self._update_block_volume),
-            ("DELETE", r"/block/v1alpha1/zones/(?P<zone>[^/]+)/volumes/(?P<vid>[^/]+)", self._delete_block_volume),
+            ("GET", block + r"/volumes", self._list_block_volumes),
+            ("GET", block + r"/volumes/(?P<vid>[^/]+)", self._get_block_volume),
+            ("PATCH", block + r"/volumes/(?P<vid>[^/]+)", self._update_block_volume),
+            ("DELETE", block + r"/volumes/(?P<vid>[^/]+)", self._delete_block_volume),
         ]
         self._routes = [(method, re.compile(f"^{pattern}$"), handler) for method, pattern, handler in self._routes]
 
@@ -231,6 +257,8 @@ class FakeScaleway:
             "secret_key": self.secret_key,
             "project_id": TEST_PROJECT_ID,
             "api_url": self.url,
+            # Workers admit the control plane only; tests name an address range of the documentation's.
+            "control_plane_cidrs": (TEST_CONTROL_PLANE_CIDR,),
             **options,
         }
         return ScalewayProvider(**settings)
@@ -238,11 +266,21 @@ class FakeScaleway:
     # --- controls ---
 
     def fail_next(self, path_regex: str, *, status: int, body=None, content_type: str = "application/json",
-                  method: str | None = None) -> None:
+                  method: str | None = None, headers: dict[str, str] | None = None) -> None:
         """Answer the next request whose path matches `path_regex` with `status` and `body` (dict: JSON)."""
         raw = json.dumps(body).encode() if isinstance(body, dict) else (body or b"")
         with self._lock:
-            self._faults.append(Fault(re.compile(path_regex), method, status, raw, content_type))
+            self._faults.append(Fault(re.compile(path_regex), method, status, raw, content_type, headers=headers or {}))
+
+    def throttle_next(self, path_regex: str, *, retry_after_s: int, method: str | None = None) -> None:
+        """Answer the next matching request as Scaleway's rate limiter does: 429 with Retry-After."""
+        body = error_body("too_many_requests", "too many requests")
+        self.fail_next(path_regex, status=429, body=body, method=method, headers={"Retry-After": str(retry_after_s)})
+
+    def fall_back_after_power_on(self, times: int = 1) -> None:
+        """The next `times` power-ons start the server, which then falls back to `stopped` (stock ran out)."""
+        with self._lock:
+            self._fallbacks += times
 
     def hang_next(self, path_regex: str, seconds: float, *, method: str | None = None) -> None:
         """Hold the next request whose path matches for `seconds` before answering it normally."""
@@ -295,7 +333,7 @@ class FakeScaleway:
             if self._stopping.wait(fault.hang_s):
                 return Response(503, error_body("unavailable", "the fake is stopping"))
         elif fault is not None:
-            return Response(fault.status, fault.body, content_type=fault.content_type)
+            return Response(fault.status, fault.body, content_type=fault.content_type, headers=fault.headers)
         if token != self.secret_key:
             return Response(401, {"type": "denied_authentication", "method": "api_key", "reason": "not_found",
                                   "message": "authentication is denied"})
@@ -329,6 +367,10 @@ class FakeScaleway:
                 self._release_ip(server)
             elif outcome == "terminated":
                 self._remove_server(server, delete_local_volumes=True)
+            elif outcome == "fallback":
+                self._set_state(server, "stopped")
+                server["state_detail"] = FALLBACK_DETAIL
+                self._release_ip(server)
 
     def _schedule(self, server: dict, transient_state: str, outcome: str) -> None:
         self._set_state(server, transient_state)
@@ -403,6 +445,7 @@ class FakeScaleway:
         if code not in self.server_types or zone not in self.server_types[code][6]:
             raise ApiError(400, error_body("invalid_request_error", f"{code} is not available in {zone}"))
         image = self._image(request.get("image"), zone)
+        self._check_volumes(code, request.get("volumes") or {})
         server_id = str(uuid.uuid4())
         now = _now()
         group = self._security_group_for(zone, request.get("security_group"), request.get("project"))
@@ -449,6 +492,34 @@ class FakeScaleway:
         self.servers[server_id] = server
         self.user_data[server_id] = {}
         return Response(201, {"server": server}, headers={"location": f"/instance/v1/zones/{zone}/servers/{server_id}"})
+
+    def _check_volumes(self, code: str, volumes: dict) -> None:
+        """Refuse the volumes Scaleway refuses for `code`, in its error shapes."""
+        (total_min, total_max), (each_min, each_max) = LOCAL_VOLUMES.get(code, NO_LOCAL_VOLUMES)
+        local_total = 0
+        for index, template in volumes.items():
+            size = int(template.get("size") or 0)
+            kind = template.get("volume_type", "l_ssd")
+            if kind == "sbs_volume":
+                if size and not BLOCK_VOLUME_SIZE[0] <= size <= BLOCK_VOLUME_SIZE[1]:
+                    raise ApiError(400, error_body("invalid_arguments", "invalid argument(s)", details=[{
+                        "argument_name": f"volumes.{index}.size", "reason": "constraint",
+                        "help_message": f"size must be between {BLOCK_VOLUME_SIZE[0]} and {BLOCK_VOLUME_SIZE[1]}",
+                    }]))
+                continue
+            if kind == "l_ssd" and not (each_min <= size <= each_max):
+                raise ApiError(400, error_body(
+                    "invalid_request_error",
+                    f"The size of a local volume of {code} instances must be between {each_min // GB}GB and "
+                    f"{each_max // GB}GB",
+                ))
+            local_total += size
+        if local_total and not total_min <= local_total <= total_max:
+            raise ApiError(400, error_body(
+                "invalid_request_error",
+                f"The total volume size of {code} instances must be between {total_min // GB}GB and "
+                f"{total_max // GB}GB",
+            ))
 
     def _image(self, label: str | None, zone: str) -> dict | None:
         if not label:
@@ -518,6 +589,7 @@ class FakeScaleway:
                 "tags": [],
                 "specs": {"perf_iops": 5000, "class": "sbs"},
                 "last_detached_at": None,
+                "kms_key_id": None,
                 "zone": server["zone"],
             }
             return {"boot": index == "0", "volume_type": "sbs_volume", "id": volume_id, "zone": server["zone"]}
@@ -556,7 +628,12 @@ class FakeScaleway:
             raise ApiError(
                 400, error_body("invalid_request_error", f"action {action} is not allowed in state {server['state']}")
             )
-        if action == "poweron":
+        if action == "poweron" and self._fallbacks:
+            self._fallbacks -= 1
+            server["state_detail"] = ""
+            self._schedule(server, "starting", "fallback")
+        elif action == "poweron":
+            server["state_detail"] = ""
             self._schedule(server, "starting", "running")
         elif action == "poweroff":
             self._schedule(server, "stopping", "stopped")
@@ -630,6 +707,9 @@ class FakeScaleway:
         groups = _filter_project(groups, query, "project")
         if query.get("name"):
             groups = [g for g in groups if query["name"][0] in g["name"]]
+        if query.get("tags"):
+            wanted = [tag for tag in query["tags"][0].split(",") if tag]
+            groups = [g for g in groups if all(tag in g["tags"] for tag in wanted)]
         page, total = _paginate(groups, query)
         return Response(200, {"security_groups": page}, headers={"x-total-count": str(total)})
 
@@ -652,31 +732,39 @@ class FakeScaleway:
         page, total = _paginate(self.rules[gid], query)
         return Response(200, {"rules": page}, headers={"x-total-count": str(total)})
 
+    @staticmethod
+    def _rule(rule: dict, *, zone: str) -> dict:
+        """A rule as Scaleway stores and returns it: the protocol in upper case ("TCP"), whatever was sent."""
+        return {
+            "id": rule.get("id") or str(uuid.uuid4()),
+            "protocol": str(rule["protocol"]).upper(),
+            "direction": rule["direction"],
+            "action": rule["action"],
+            "ip_range": rule["ip_range"],
+            "dest_port_from": rule.get("dest_port_from"),
+            "dest_port_to": rule.get("dest_port_to"),
+            "position": rule["position"],
+            "editable": True,
+            "zone": zone,
+        }
+
     def _set_rules(self, *, zone, gid, query, body):
         self._find_group(zone, gid)
-        rules = []
-        for rule in json.loads(body or b"{}").get("rules") or []:
-            rules.append(
-                {
-                    "id": rule.get("id") or str(uuid.uuid4()),
-                    "protocol": rule["protocol"],
-                    "direction": rule["direction"],
-                    "action": rule["action"],
-                    "ip_range": rule["ip_range"],
-                    "dest_port_from": rule.get("dest_port_from"),
-                    "dest_port_to": rule.get("dest_port_to"),
-                    "position": rule["position"],
-                    "editable": True,
-                    "zone": zone,
-                }
-            )
+        rules = [self._rule(rule, zone=zone) for rule in json.loads(body or b"{}").get("rules") or []]
         self.rules[gid] = rules
         return Response(200, {"rules": rules})
+
+    def _create_rule(self, *, zone, gid, query, body):
+        self._find_group(zone, gid)
+        rule = self._rule(json.loads(body or b"{}"), zone=zone)
+        self.rules[gid].append(rule)
+        return Response(201, {"rule": rule})
 
     # --- catalog ---
 
     def _server_type_json(self, code: str) -> dict:
         ncpus, ram_gib, gpus, gpu_name, gpu_gib, price, _zones = self.server_types[code]
+        total, each = LOCAL_VOLUMES.get(code, NO_LOCAL_VOLUMES)
         gpu_info = {"gpu_manufacturer": "NVIDIA", "gpu_name": gpu_name, "gpu_memory": gpu_gib * GIB} if gpus else None
         bandwidth = 2_500_000_000 if gpus else 200_000_000
         return {
@@ -686,8 +774,8 @@ class FakeScaleway:
             "ram": ram_gib * GIB,
             "gpu": gpus,
             "gpu_info": gpu_info,
-            "volumes_constraint": {"min_size": 0, "max_size": 0},
-            "per_volume_constraint": {"l_ssd": {"min_size": 0, "max_size": 0}},
+            "volumes_constraint": {"min_size": total[0], "max_size": total[1]},
+            "per_volume_constraint": {"l_ssd": {"min_size": each[0], "max_size": each[1]}},
             "scratch_storage_max_size": 0,
             "scratch_storage_max_volumes_count": 0,
             "monthly_price": round(price * 730, 4),
@@ -752,14 +840,19 @@ class FakeScaleway:
         del self.local_volumes[vid]
         return Response(204)
 
-    def _list_block_volumes(self, *, zone, query, body):
+    @staticmethod
+    def _block_json(volume: dict, version: str) -> dict:
+        """A block volume as the API version shows it (v1 added `kms_key_id`)."""
+        return volume if version == "v1" else {k: v for k, v in volume.items() if k != "kms_key_id"}
+
+    def _list_block_volumes(self, *, zone, version, query, body):
         volumes = [v for v in self.block_volumes.values() if v["zone"] == zone]
         volumes = _filter_project(volumes, query, "project_id")
         if query.get("tags"):
             # Block Storage returns volumes carrying any one of the tags asked for.
             volumes = [v for v in volumes if set(query["tags"]) & set(v["tags"])]
         page, total = _paginate(volumes, query, size_param="page_size")
-        return Response(200, {"volumes": page, "total_count": total})
+        return Response(200, {"volumes": [self._block_json(v, version) for v in page], "total_count": total})
 
     def _find_block_volume(self, zone: str, volume_id: str) -> dict:
         volume = self.block_volumes.get(volume_id)
@@ -768,19 +861,19 @@ class FakeScaleway:
                                  "message": "resource is not found"})
         return volume
 
-    def _get_block_volume(self, *, zone, vid, query, body):
-        return Response(200, self._find_block_volume(zone, vid))
+    def _get_block_volume(self, *, zone, version, vid, query, body):
+        return Response(200, self._block_json(self._find_block_volume(zone, vid), version))
 
-    def _update_block_volume(self, *, zone, vid, query, body):
+    def _update_block_volume(self, *, zone, version, vid, query, body):
         volume = self._find_block_volume(zone, vid)
         request = json.loads(body or b"{}")
         for key in ("name", "tags", "size"):
             if request.get(key) is not None:
                 volume[key] = request[key]
         volume["updated_at"] = _now()
-        return Response(200, volume)
+        return Response(200, self._block_json(volume, version))
 
-    def _delete_block_volume(self, *, zone, vid, query, body):
+    def _delete_block_volume(self, *, zone, version, vid, query, body):
         volume = self._find_block_volume(zone, vid)
         if volume["references"]:
             raise ApiError(412, {"type": "precondition_failed", "precondition": "resource_still_in_use",

@@ -174,7 +174,8 @@ def test_a_hostile_model_name_cannot_inject_commands(tmp_path):
 
 
 def test_the_install_starts_the_agent_then_vllm_with_secrets_off_the_command_line(machine):
-    document = render(model=HOSTILE_MODEL, served_model_name="served-name", engine_args=["--tensor-parallel-size", "2"])
+    document = render(model=HOSTILE_MODEL, served_model_name="served-name", engine_args=["--tensor-parallel-size", "2"],
+                      extra_env={"HF_TOKEN": "hf_secret_value"})
 
     result, calls = run_install(machine, document)
 
@@ -187,15 +188,22 @@ def test_the_install_starts_the_agent_then_vllm_with_secrets_off_the_command_lin
     assert ["pip", "install", "-q", "-r", str(requirements)] in calls
     assert ["systemctl", "enable", "--now", "inventiv-agent.service"] in calls
     run = next(call for call in calls if call[:2] == ["docker", "run"])
-    assert after(run, "--model") == HOSTILE_MODEL
+    assert after(run, "--entrypoint") == "vllm" and after(run, "serve") == HOSTILE_MODEL  # `vllm serve <model>`
     assert after(run, "--served-model-name") == "served-name"
     assert after(run, "--port") == "8000" and after(run, "--gpus") == "all"
     assert after(run, "--tensor-parallel-size") == "2"
     assert run[-1] == f"VLLM_API_KEY={API_KEY}"  # in the environment docker hands to the container...
+    assert "HF_TOKEN" in run and "hf_secret_value" not in run[:-1]  # the token by name: docker reads its value
     assert all(API_KEY not in arg and TOKEN not in arg for call in calls for arg in call[:-1] if call[0] == "docker")
     assert all(TOKEN not in arg for call in calls if call[0] == "curl" for arg in call)  # ...never as an argument
     assert not any("install-failed" in arg for call in calls for arg in call)
     assert not os.path.exists("/tmp/inventiv-pwned")
+
+
+def test_the_operators_ssh_key_is_authorised_only_when_configured():
+    assert "ssh_authorized_keys" not in yaml.safe_load(render())
+    key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExample operator@laptop"
+    assert yaml.safe_load(render(ssh_public_key=key))["ssh_authorized_keys"] == [key]
 
 
 def test_a_failed_step_is_reported_to_the_control_plane_and_stops_the_install(machine):

@@ -6,10 +6,18 @@ from dataclasses import replace
 
 import pytest
 
-from providers.base import INVENTIV_TAG, ProviderError, ServerSpec, ServerState, instance_tag, server_name
+from providers.base import (
+    INVENTIV_TAG,
+    ProviderError,
+    ServerSpec,
+    ServerState,
+    TransientProviderError,
+    instance_tag,
+    server_name,
+)
 from providers.scaleway import ScalewayProvider
-from providers.scaleway.security_groups import SECURITY_GROUP_NAME
 from providers.testing.fake_scaleway import (  # noqa: F401 - fake_scaleway is a fixture
+    FALLBACK_DETAIL,
     HTML_BAD_GATEWAY,
     OUT_OF_STOCK,
     QUOTAS_EXCEEDED,
@@ -19,17 +27,18 @@ from providers.testing.fake_scaleway import (  # noqa: F401 - fake_scaleway is a
     fake_scaleway,
 )
 
+pytestmark = pytest.mark.django_db  # the security group is found or made under a row lock (providers/locks.py)
+
 ZONE = "fr-par-2"
 SERVER_ID = "7d4d7f4e-0000-4000-8000-000000000000"  # a server the fake does not know
-GPU_PARAMS = {"image": "ubuntu_noble_gpu_os_12", "boot_type": "local", "root_volume_gb": 125,
-              "root_volume_type": "sbs_volume"}
-LOCAL_DISK_PARAMS = {**GPU_PARAMS, "root_volume_type": "l_ssd"}
+GPU_PARAMS = {"image": "ubuntu_noble_gpu_os_13_nvidia", "boot_type": "local"}
 SCW_VARIABLES = ("SCW_ACCESS_KEY", "SCW_SECRET_KEY", "SCW_DEFAULT_PROJECT_ID", "SCW_API_URL", "SCW_ACCESS_KEY_FILE",
                  "SCW_SECRET_KEY_FILE")
 
 
 def make_spec(instance_id="inst-1", *, zone=ZONE, commercial_type="L40S-1-48G", params=GPU_PARAMS,
-              user_data="#cloud-config\n"):
+              user_data="#cloud-config\n", root_volume=("sbs_volume", 125)):
+    """A spec as instances hand it over, with the root volume a launch plan chose."""
     return ServerSpec(
         instance_id=instance_id,
         zone=zone,
@@ -38,6 +47,8 @@ def make_spec(instance_id="inst-1", *, zone=ZONE, commercial_type="L40S-1-48G", 
         tags=[INVENTIV_TAG, instance_tag(instance_id)],
         user_data=user_data,
         allocation_params=dict(params),
+        root_volume_type=root_volume[0],
+        root_volume_gb=root_volume[1],
     )
 
 
@@ -59,7 +70,7 @@ def test_it_creates_starts_finds_and_terminates_a_server(fake_scaleway):
     assert created.instance_id == "inst-1" and created.name == "inventiv-inst-1"
     assert fake_scaleway.user_data[created.server_id]["cloud-init"] == b"#cloud-config\nruncmd: []\n"
     sent = fake_scaleway.requests_to(r"/servers$", method="POST")[0].json()
-    assert sent["commercial_type"] == "L40S-1-48G" and sent["image"] == "ubuntu_noble_gpu_os_12"
+    assert sent["commercial_type"] == "L40S-1-48G" and sent["image"] == "ubuntu_noble_gpu_os_13_nvidia"
     assert sent["dynamic_ip_required"] is True and sent["boot_type"] == "local"
     assert sent["project"] == TEST_PROJECT_ID
     assert sent["volumes"]["0"] == {"volume_type": "sbs_volume", "boot": False, "name": "inventiv-inst-1-root",
@@ -90,7 +101,7 @@ def test_it_lists_servers_by_tag_across_pages(fake_scaleway):
     assert [server.instance_id for server in one] == ["inst-3"]
     pages = {r.query["page"][0] for r in fake_scaleway.requests_to(r"/zones/fr-par-2/servers$", method="GET")
              if r.query["tags"] == [INVENTIV_TAG]}
-    assert pages == {"1", "2", "3", "4"}  # three pages of servers, then the empty page that ends the list
+    assert pages == {"1", "2", "3"}  # three pages of servers: the last one is short, and no fourth is asked for
 
 
 def test_it_returns_the_existing_server_when_created_twice_for_one_instance(fake_scaleway):
@@ -118,34 +129,6 @@ def test_it_does_not_touch_the_user_data_of_a_server_that_already_booted(fake_sc
     provider.create_server(make_spec("inst-1", user_data="#cloud-config\nchanged: true\n"))
 
     assert fake_scaleway.user_data[created.server_id]["cloud-init"] == b"#cloud-config\n"
-
-
-def test_it_creates_the_worker_security_group_once_and_reuses_it(fake_scaleway):
-    first = fake_scaleway.provider().create_server(make_spec("inst-1"))
-    second = fake_scaleway.provider().create_server(make_spec("inst-2"))
-
-    groups = [g for g in fake_scaleway.security_groups.values() if g["name"] == SECURITY_GROUP_NAME]
-    assert len(groups) == 1
-    group = groups[0]
-    assert group["inbound_default_policy"] == "drop" and group["outbound_default_policy"] == "accept"
-    rules = fake_scaleway.rules[group["id"]]
-    assert {(r["direction"], r["action"], r["protocol"], r["dest_port_from"]) for r in rules} == {
-        ("inbound", "accept", "tcp", 8000),
-        ("inbound", "accept", "tcp", 8081),
-    }
-    for server_id in (first.server_id, second.server_id):
-        assert fake_scaleway.server(server_id)["security_group"]["id"] == group["id"]
-    assert len(fake_scaleway.requests_to(r"/security_groups$", method="POST")) == 1
-
-
-def test_it_sets_the_rules_of_a_worker_group_left_without_them(fake_scaleway):
-    # A crash between creating the group and setting its rules leaves a group that drops everything.
-    group = fake_scaleway._new_security_group(ZONE, name=SECURITY_GROUP_NAME, project=TEST_PROJECT_ID,
-                                              inbound_default_policy="drop")
-
-    fake_scaleway.provider(worker_ports=(9000,)).create_server(make_spec("inst-1"))
-
-    assert [r["dest_port_from"] for r in fake_scaleway.rules[group["id"]]] == [9000, 9000]  # IPv4 and IPv6
 
 
 def test_it_starts_a_server_only_when_it_is_stopped(fake_scaleway):
@@ -189,7 +172,7 @@ def test_it_maps_scaleway_states(fake_scaleway, scaleway_state, state):
 def test_it_deletes_a_stopped_server_and_then_its_local_volumes(fake_scaleway):
     provider = fake_scaleway.provider()
     created = provider.create_server(make_spec("inst-1", zone="fr-par-1", commercial_type="RENDER-S",
-                                               params=LOCAL_DISK_PARAMS))
+                                               root_volume=("l_ssd", 125)))
     [volume_id] = fake_scaleway.local_volumes
 
     provider.terminate_server(created.server_id, zone="fr-par-1")
@@ -256,6 +239,9 @@ def test_it_fetches_gpu_types_with_prices_and_availability(fake_scaleway):
     assert l40s.hourly_price == pytest.approx(1.3999) and l40s.gpu_model == "L40S"
     assert l40s.availability == {"fr-par-2": "available", "pl-waw-2": "scarce"}
     assert offers["H100-SXM-8-80G"].availability == {"fr-par-2": "available"}
+    assert l40s.root_volumes == {"sbs_volume": [5, 10_000]}  # volumes_constraint 0/0: no local volume
+    render = fake_scaleway.provider().fetch_catalog(zones=["fr-par-1"])
+    assert {o.code: o.root_volumes for o in render}["RENDER-S"] == {"sbs_volume": [5, 10_000], "l_ssd": [1, 400]}
     assert (offers["B300-SXM-8-288G"].gpu_count, offers["B300-SXM-8-288G"].vram_per_gpu_gb) == (8, 288)
     assert "DEV1-S" not in offers and "RENDER-S" not in offers  # a CPU type; a type sold in fr-par-1 only
     assert len(fake_scaleway.requests_to(r"/zones/fr-par-2/products/servers$")) > 1  # several pages
@@ -420,3 +406,46 @@ def test_it_refuses_a_type_without_an_image(fake_scaleway):
 
     assert raised.value.permanent and raised.value.code == "MISSING_PARAMS"
     assert fake_scaleway.servers == {}
+
+
+# --- what Scaleway refuses ----------------------------------------------------------------------
+
+
+def test_a_local_root_volume_on_a_block_only_gpu_type_is_refused_with_scaleways_reason(fake_scaleway):
+    with pytest.raises(ProviderError) as raised:
+        fake_scaleway.provider().create_server(make_spec("inst-1", commercial_type="H100-1-80G",
+                                                         root_volume=("l_ssd", 125)))
+
+    assert raised.value.permanent
+    assert "The size of a local volume of H100-1-80G instances must be between 0GB and 0GB" in raised.value.message
+    assert fake_scaleway.servers == {}
+
+
+def test_scaleways_details_travel_with_the_error(fake_scaleway):
+    with pytest.raises(ProviderError) as raised:
+        fake_scaleway.provider().create_server(make_spec("inst-1", root_volume=("sbs_volume", 20_000)))
+
+    assert raised.value.details == [{"argument_name": "volumes.0.size", "reason": "constraint",
+                                     "help_message": "size must be between 5000000000 and 10000000000000"}]
+
+
+def test_a_throttled_call_says_how_long_to_wait(fake_scaleway):
+    fake_scaleway.throttle_next(r"/servers/", retry_after_s=17)
+
+    with pytest.raises(TransientProviderError) as raised:
+        fake_scaleway.provider().get_server(SERVER_ID, zone=ZONE)
+
+    assert raised.value.retry_after == 17
+
+
+def test_a_server_that_falls_back_to_stopped_after_its_power_on_says_so(fake_scaleway):
+    provider = fake_scaleway.provider()
+    created = provider.create_server(make_spec("inst-1"))
+    fake_scaleway.fall_back_after_power_on()
+
+    provider.start_server(created.server_id, zone=ZONE)
+    fallen = provider.get_server(created.server_id, zone=ZONE)
+
+    assert fallen.state == ServerState.STOPPED and fallen.metadata["state_detail"] == FALLBACK_DETAIL
+    provider.start_server(created.server_id, zone=ZONE)  # the next power-on holds
+    assert provider.get_server(created.server_id, zone=ZONE).state == ServerState.RUNNING

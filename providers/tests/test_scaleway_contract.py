@@ -2,9 +2,10 @@
 
 The SDK wheel ships recorded exchanges with the real API (scaleway/instance/v1/tests/cassettes). For every
 endpoint the fake serves that a recording covers, the fake must answer with the same status and the same
-JSON keys, recursively. Endpoints no recording covers (catalog, security groups, actions, volume lists)
-are held to the SDK's own types instead: every key the fake sends is a field the SDK knows, every field
-the SDK requires is sent, and the SDK's unmarshal function accepts the answer.
+JSON keys, recursively. Endpoints no recording covers (catalog, security groups, actions, volume lists,
+Block Storage v1, which Inventiv uses: the recordings were made with v1alpha1) are held to the SDK's own
+types instead: every key the fake sends is a field the SDK knows, every field the SDK requires is sent, and
+the SDK's unmarshal function accepts the answer.
 """
 
 import dataclasses
@@ -15,8 +16,8 @@ import pytest
 import requests
 import scaleway.instance.v1
 import yaml
-from scaleway.block.v1alpha1 import types as block_types
-from scaleway.block.v1alpha1.marshalling import unmarshal_ListVolumesResponse as unmarshal_block_volumes
+from scaleway.block.v1 import types as block_types
+from scaleway.block.v1.marshalling import unmarshal_ListVolumesResponse as unmarshal_block_volumes
 from scaleway.instance.v1 import types as instance_types
 from scaleway.instance.v1.custom_api import InstanceUtilsV1API
 from scaleway.instance.v1.marshalling import (
@@ -217,7 +218,7 @@ def test_the_fake_security_groups_actions_and_volumes_match_the_sdk_types(fake_s
     running = http("GET", f"{base}/servers/{server['id']}").json()["server"]
     local_volumes = http("GET", f"{base}/volumes").json()
     block_server = http.create_server(volume_type="sbs_volume", commercial_type="DEV1-S")
-    block_volumes = http("GET", f"/block/v1alpha1/zones/{ZONE}/volumes", params={"page_size": 10}).json()
+    block_volumes = http("GET", f"/block/v1/zones/{ZONE}/volumes", params={"page_size": 10}).json()
 
     unmarshal_CreateSecurityGroupResponse(group)
     unmarshal_ListSecurityGroupRulesResponse(listed_rules)

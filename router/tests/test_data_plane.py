@@ -17,6 +17,7 @@ from router.tests.servers import runtime_of
 pytestmark = pytest.mark.django_db(transaction=True)
 
 HELLO = [{"role": "user", "content": "hello router"}]
+EMBEDDER = "Qwen/Qwen3-Embedding-0.6B"  # the seed's embedding model (its simulator embeds like any)
 
 
 def chat(router, key, **body):
@@ -61,14 +62,29 @@ def test_streams_pass_through_with_usage_only_when_asked(engines, start_router):
 
 def test_completions_embeddings_and_models_are_served(engines, start_router):
     engines()
+    engines(model=EMBEDDER)
     key = client_key()
     client = openai_client(start_router().url, key)
 
     assert client.completions.create(model=MODEL, prompt="a b c", max_tokens=2).choices[0].text == "a b"
-    embedding = client.embeddings.create(model=MODEL, input=["x", "y"])
+    embedding = client.embeddings.create(model=EMBEDDER, input=["x", "y"])
     assert len(embedding.data) == 2 and embedding.usage.prompt_tokens == 2
-    assert [model.id for model in client.models.list()] == [MODEL]
+    assert sorted(model.id for model in client.models.list()) == sorted([MODEL, EMBEDDER])
     assert client.models.retrieve(MODEL).owned_by == "inventiv"
+
+
+def test_embeddings_go_to_embedding_models_only_and_they_answer_nothing_else(engines, start_router):
+    engines()
+    engines(model=EMBEDDER)
+    client = openai_client(start_router().url, client_key())
+
+    with pytest.raises(openai.BadRequestError) as generator:
+        client.embeddings.create(model=MODEL, input=["x"])
+    assert generator.value.body["code"] == "model_not_embedding" and generator.value.body["param"] == "model"
+    assert "embedding models only" in generator.value.body["message"]
+    with pytest.raises(openai.BadRequestError) as embedder:
+        client.chat.completions.create(model=EMBEDDER, messages=HELLO, max_tokens=2)
+    assert embedder.value.body["code"] == "model_is_embedding"
 
 
 def test_errors_are_openai_shaped(engines, start_router):

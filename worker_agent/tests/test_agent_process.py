@@ -161,6 +161,7 @@ def test_it_reports_error_with_the_engine_log_tail_when_the_engine_keeps_failing
     fake_vllm.write_text(
         "#!/bin/sh\n"
         f"printf '%s\\n' \"$@\" > {argv_file}\n"
+        f"printf '%s' \"$VLLM_API_KEY\" > {argv_file}.key\n"
         f"echo 'loading weights with api key {ENGINE_API_KEY}'\n"
         "echo 'CUDA out of memory' >&2\n"
         "exit 3\n"
@@ -182,7 +183,8 @@ def test_it_reports_error_with_the_engine_log_tail_when_the_engine_keeps_failing
     assert any(ENGINE_API_KEY not in line and "***" in line for line in beat["engine_log_tail"])
     assert argv_file.read_text().split() == [
         "serve", "mock-echo", "--served-model-name", "mock-echo", "--port", str(agent.engine_port),
-        "--host", "127.0.0.1", "--api-key", ENGINE_API_KEY, "--gpu-memory-utilization", "0.92",
-    ]
+        "--host", "127.0.0.1", "--gpu-memory-utilization", "0.92",
+    ]  # the key is not on the command line...
+    assert (tmp_path / "argv.json.key").read_text() == ENGINE_API_KEY  # ...but in vLLM's environment
     log = agent.log()
     assert ENGINE_API_KEY not in log and WORKER_TOKEN not in log

@@ -3,7 +3,7 @@
 import pytest
 
 from worker_agent.config import ConfigError, load_config
-from worker_agent.engine_command import engine_command, printable
+from worker_agent.engine_command import engine_command, engine_environment, printable
 
 BASE = {
     "INVENTIV_CONTROL_PLANE_URL": "https://cp.example/",
@@ -43,7 +43,10 @@ def test_it_keeps_secrets_out_of_its_repr_and_printed_commands():
     assert "wt-abc" not in repr(config) and "ek-123" not in repr(config)
     argv = engine_command(config)
     assert argv[:3] == ["vllm", "serve", "Qwen/Qwen2.5-7B-Instruct"] and argv[-2:] == ["--max-model-len", "8192"]
-    assert "ek-123" in argv and "ek-123" not in printable(argv)
+    assert "ek-123" not in argv  # vLLM reads it from VLLM_API_KEY, out of `ps`'s sight
+    assert engine_environment(config)["VLLM_API_KEY"] == "ek-123"
+    simulator = engine_command(load_config(["--engine-mode", "simulator"], env))
+    assert "ek-123" in simulator and "ek-123" not in printable(simulator)
 
 
 def test_it_starts_no_engine_in_attach_mode():
