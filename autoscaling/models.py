@@ -2,7 +2,7 @@
 
 from django.db import models
 
-# Defaults a new pool starts with (REFERENCE.md sections 3 and 7).
+# Defaults a new pool starts with (README, "Autoscaling").
 DEFAULT_TARGET_IN_FLIGHT = 8.0
 DEFAULT_SCALE_UP_WINDOW_S = 60
 DEFAULT_SCALE_DOWN_WINDOW_S = 180

@@ -5,7 +5,7 @@ reason naming the rule that decided ("rule: details"). It keeps no clock and tou
 caller passes `signals.now`, stores the returned `PolicyState` (`to_json`, `from_json`) and hands it
 back on the next tick.
 
-The shape follows the peers' windows (REFERENCE.md section 7): a 180 s stable window, a 60 s panic
+The shape follows the peers' windows (README, "Autoscaling"): a 180 s stable window, a 60 s panic
 window at 2x target, steps of at most x2 up and /2 down. Scale up has no cooldown by default, because
 300 s scale-up delays are what users complain about. What keeps the pool from moving for nothing:
 - Instances still starting count as capacity, and a scale up is sized once: while anything starts,

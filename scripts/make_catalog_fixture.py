@@ -111,7 +111,9 @@ MODELS = [
     ("microsoft/Phi-3-mini-4k-instruct", GENERATE, 8, 4096, "3.82", 32, 32, 32, 96, False),
     ("Qwen/Qwen3-Embedding-0.6B", EMBED, 2, 32768, "0.60", 28, 16, 8, 128, False),
 ]
-# code, label, icon, colour, category (colour families from REFERENCE.md section 2)
+# code, label, icon, colour, category. Colour families: REQUEST_* blue, EXECUTE_* purple, PROVIDER_* orange,
+# WORKER_* sky, INSTANCE_CREATED/READY green, *_TERMINATED red, ARCHIVE gray, *_DETECTED yellow, HEALTH_CHECK teal,
+# SCALE_* indigo.
 ACTION_TYPES = [
     ("REQUEST_CREATE", "Create requested", "plus-circle", "blue", "request"),
     ("EXECUTE_CREATE", "Create started", "play", "purple", "execute"),

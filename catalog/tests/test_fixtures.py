@@ -1,4 +1,5 @@
-"""The catalog seed: loading it twice changes nothing, and it holds what REFERENCE.md section 1 lists."""
+"""The catalog seed: loading it twice changes nothing, and it holds the providers, zones, types, models and
+action types the README's "Catalog" section lists."""
 
 import pytest
 from django.core.management import call_command
@@ -11,7 +12,7 @@ pytestmark = pytest.mark.django_db
 
 SEEDED_MODELS = [Provider, Region, Zone, InstanceType, InstanceTypeZone, LlmModel, RuntimeSetting, ActionType]
 
-# REFERENCE.md section 2, in its order.
+# The action-type vocabulary (scripts/make_catalog_fixture.py, ACTION_TYPES), in its order.
 ACTION_TYPES = """
 REQUEST_CREATE EXECUTE_CREATE PROVIDER_CREATE PERSIST_PROVIDER_ID PROVIDER_START PROVIDER_GET_IP INSTANCE_CREATED
 WORKER_REGISTERED WORKER_VLLM_HTTP_OK WORKER_MODEL_LOADED HEALTH_CHECK INSTANCE_READY INSTANCE_STARTUP_FAILED
