@@ -78,6 +78,20 @@ class InstanceSerializer(serializers.ModelSerializer):
         return progress_percent(instance.status)
 
 
+class InstanceAcceptedSerializer(InstanceSerializer):
+    """An instance whose requested work was accepted (202), and whether its task could be enqueued."""
+
+    enqueued = serializers.BooleanField(
+        read_only=True, help_text="False when the task queue was unreachable: the work is saved all the same, and "
+        "a beat sweep finishes it once the queue is back (see `note`). Do not ask again.")
+    note = serializers.CharField(read_only=True, help_text="Which sweep finishes the work and when; empty when "
+                                 "enqueued")
+
+    class Meta(InstanceSerializer.Meta):
+        fields = [*InstanceSerializer.Meta.fields, "enqueued", "note"]
+        read_only_fields = fields
+
+
 class TimelineEntrySerializer(ActionLogSerializer):
     """An action log with its action type's label and colour, as the timeline shows it."""
 
