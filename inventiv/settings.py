@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A database that cannot be reached is a 503 with Retry-After, not a 500 (inventiv/unavailable.py).
+    "inventiv.unavailable.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "inventiv.urls"
