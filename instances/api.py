@@ -3,6 +3,7 @@
 import django_filters
 from django.conf import settings
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -164,9 +165,18 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         return accepted(instance, enqueues, action="reinstall")
 
 
+class OneObjectSchema(AutoSchema):
+    """The schema of a viewset whose `list` answers one object (the counts), not an array of them."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False
+
+
 @extend_schema(tags=["instances"])
 class StatusViewSet(viewsets.ViewSet):
     """How many instances are in each status."""
+
+    schema = OneObjectSchema()
 
     @extend_schema(responses=StatusCountsSerializer)
     def list(self, request):

@@ -10,7 +10,7 @@ from django.core.signals import request_finished, request_started
 from django.db import close_old_connections
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from schemathesis.checks import not_a_server_error
 
 from autoscaling.models import Pool
@@ -53,11 +53,11 @@ def known_codes() -> dict[str, list[str]]:
 def api_schema(request, seed, admin_user):
     # schemathesis 4.32 renames the running test through `node._nodeid`, an attribute pytest 9 no longer has.
     request.node._nodeid = request.node.nodeid
-    token = Token.objects.create(user=admin_user)
+    _, token = AuthToken.objects.create(admin_user, expiry=None)
     make_pool(name="fuzzed")  # so that pool paths reach the serializers, not only 404s
     config = schemathesis.Config.from_dict(
         {
-            "headers": {"Authorization": f"Token {token.key}"},
+            "headers": {"Authorization": f"Token {token}"},
             "generation": {"database": "none", "deterministic": True},
             "phases": {
                 "examples": {"enabled": False},

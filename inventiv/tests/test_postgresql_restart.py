@@ -22,12 +22,12 @@ HEALTHY_IN_A_ROW = 4 * WEB_THREADS
 SETUP = """
 import json
 from django.contrib.auth import get_user_model
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from instances.status import Status
 from instances.tests.worker_factories import worker_instance
 user = get_user_model().objects.create_superuser("ops", "ops@example.com", "correct-horse-battery")
 instance, worker_token = worker_instance(status=Status.STARTING)
-print(json.dumps({"api_token": Token.objects.create(user=user).key, "instance_id": str(instance.pk),
+print(json.dumps({"api_token": AuthToken.objects.create(user, expiry=None)[1], "instance_id": str(instance.pk),
                   "worker_token": worker_token}))
 """
 
