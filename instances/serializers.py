@@ -34,9 +34,12 @@ class InstanceCreateSerializer(serializers.Serializer):
 
 
 class InstanceRejectedSerializer(serializers.Serializer):
-    error_code = serializers.ChoiceField(choices=ErrorCode.choices)
-    message = serializers.CharField()
-    instance_id = serializers.UUIDField(help_text="The stored provisioning_failed request")
+    """A rejected request (all three fields), or a body that is not a request at all (a plain validation
+    error naming the field, and nothing stored): the schema says both, so none is required."""
+
+    error_code = serializers.ChoiceField(choices=ErrorCode.choices, required=False)
+    message = serializers.CharField(required=False)
+    instance_id = serializers.UUIDField(required=False, help_text="The stored provisioning_failed request")
 
 
 class TerminateSerializer(serializers.Serializer):
