@@ -5,8 +5,10 @@ Redis does when it is down (kombu's OperationalError, "Connection refused")."""
 import logging
 
 import pytest
+from django.urls import reverse
 from kombu.exceptions import OperationalError
 
+from catalog.models import InstanceType, LlmModel, Zone
 from instances.draining import sweep_drains
 from instances.models import Instance
 from instances.status import Status
@@ -129,3 +131,16 @@ def test_a_reinstall_while_the_queue_is_down_is_answered_202_and_checked_by_the_
     sweep_startup_health()
 
     assert status_of(instance.pk) == Status.READY
+
+
+def test_a_create_from_the_page_while_the_queue_is_down_is_saved_and_says_so(client, admin_user, mock_cloud, broker):
+    client.force_login(admin_user)
+    broker.down = True
+    form = {"zone": Zone.objects.get(code="mock-eu-1").pk,
+            "instance_type": InstanceType.objects.get(code="MOCK-GPU-S").pk,
+            "model": LlmModel.objects.get(code="mock-echo").pk}
+
+    response = client.post(reverse("instances:create"), form, follow=True)
+
+    assert "The task queue is unreachable" in response.content.decode()
+    assert Instance.objects.get().status == Status.PROVISIONING
