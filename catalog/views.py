@@ -231,7 +231,8 @@ def machine_secrets(request: HttpRequest) -> HttpResponse:
         if not request.user.is_staff:
             raise PermissionDenied("This needs a staff account")
         try:
-            set_machine_secret(request.POST.get("name", ""), value=request.POST.get("value", "").strip())
+            set_machine_secret(request.POST.get("name", ""), value=request.POST.get("value", "").strip(),
+                               actor=request.user, source=Source.PAGE)
         except ValueError as exc:
             error = str(exc)
         else:

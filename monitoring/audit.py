@@ -9,8 +9,9 @@ log says that it changed, never what it holds. An update that changed nothing wr
 
 The adapters call it through `AuditedViewSetMixin` (DRF viewsets), `AuditedAdmin` (ModelAdmin, inline
 rows included), or directly (`snapshot` before, `record_change` after) where a page or service writes.
-The action type is `<AREA>_<CREATE|UPDATE|DELETE>` (CATALOG, SETTING, API_KEY, BUDGET; API_KEY_REVOKE), each
-in the action-type catalog; pools keep their SCALE_DECISION rows, written through here too.
+The action type is `<AREA>_<CREATE|UPDATE|DELETE>` (CATALOG, SETTING, MACHINE_SECRET, API_KEY, BUDGET;
+API_KEY_REVOKE), each in the action-type catalog; pools keep their SCALE_DECISION rows, written through here
+too.
 """
 
 from __future__ import annotations

@@ -164,6 +164,9 @@ ACTION_TYPES = [
     ("BUDGET_CREATE", "Budget created", "plus-square", "green", "audit"),
     ("BUDGET_UPDATE", "Budget changed", "edit", "blue", "audit"),
     ("BUDGET_DELETE", "Budget deleted", "trash-2", "red", "audit"),
+    ("MACHINE_SECRET_CREATE", "Machine secret set", "lock", "green", "audit"),
+    ("MACHINE_SECRET_UPDATE", "Machine secret changed", "lock", "blue", "audit"),
+    ("MACHINE_SECRET_DELETE", "Machine secret cleared", "unlock", "red", "audit"),
 ]
 
 

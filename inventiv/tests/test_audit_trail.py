@@ -60,7 +60,7 @@ def test_a_hash_or_token_field_is_masked_by_its_name(seed):
 
 def test_every_new_action_type_is_in_the_catalog(seed):
     codes = set(ActionType.objects.values_list("code", flat=True))
-    for area in ("CATALOG", "SETTING", "API_KEY", "BUDGET"):
+    for area in ("CATALOG", "SETTING", "API_KEY", "BUDGET", "MACHINE_SECRET"):
         assert {f"{area}_CREATE", f"{area}_UPDATE", f"{area}_DELETE"} <= codes
     assert "API_KEY_REVOKE" in codes
     assert set(ActionType.objects.filter(category="audit").values_list("color", flat=True)) == {"green", "blue", "red"}
@@ -151,6 +151,20 @@ def test_catalog_rows_and_settings_changed_on_the_settings_pages_are_audited(see
                    changed={"value": ("10", "20")})
     assert_audited(only_row("CATALOG_CREATE"), source="page", target="LLM model acme/page",
                    changed={"context_length": (None, 2048)})
+
+
+def test_a_machine_secret_set_changed_and_cleared_on_its_page_is_audited_masked(seed, admin_client):
+    url = reverse("machine-secrets")
+    for value in ("hf_first_secret", "hf_second_secret", "hf_second_secret", ""):
+        admin_client.post(url, {"name": "HF_TOKEN", "value": value})
+
+    assert_audited(only_row("MACHINE_SECRET_CREATE"), source="page", target="machine secret HF_TOKEN",
+                   changed={"value": (None, MASK)})
+    assert_audited(only_row("MACHINE_SECRET_UPDATE"), source="page", target="machine secret HF_TOKEN",
+                   changed={"value": (MASK, MASK)})  # changed, and the same value again wrote nothing
+    assert_audited(only_row("MACHINE_SECRET_DELETE"), source="page", target="machine secret HF_TOKEN",
+                   changed={"value": (MASK, None)})
+    assert "hf_" not in str(ActionLog.objects.values_list("metadata", flat=True))
 
 
 def test_api_keys_and_pools_changed_on_their_pages_are_audited(seed, admin_client):
