@@ -5,7 +5,7 @@ import uuid
 
 import pytest
 from django.core.management import call_command
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 # Playwright's sync API runs an event loop in the test thread; Django's ORM refuses to run beside one
@@ -65,18 +65,23 @@ def viewer_user(db, django_user_model):
     return django_user_model.objects.create_user("viewer", "viewer@example.com", ADMIN_PASSWORD)
 
 
+def api_token(user) -> str:
+    """A REST API token of `user`, in clear (the database keeps only its hash)."""
+    return AuthToken.objects.create(user, expiry=None)[1]
+
+
 @pytest.fixture
 def api(admin_user):
     """An API client authenticated with a staff user's token, as a script would be."""
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=admin_user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(admin_user)}")
     return client
 
 
 @pytest.fixture
 def viewer_api(viewer_user):
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=viewer_user).key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {api_token(viewer_user)}")
     return client
 
 

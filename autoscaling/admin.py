@@ -2,7 +2,17 @@ from django import forms
 from django.contrib import admin
 
 from autoscaling.models import Pool, PoolChoice, PoolSample
-from autoscaling.pools import DEFAULTS, SETTINGS, Choice, choice_errors, live_members, pool_errors
+from autoscaling.pools import (
+    DEFAULTS,
+    SETTINGS,
+    Choice,
+    choice_errors,
+    live_members,
+    pool_errors,
+    pool_log_metadata,
+    pool_snapshot,
+)
+from monitoring.audit import AuditedAdmin, Verb
 
 # What the autoscaler writes: shown, never edited here.
 RUNTIME_FIELDS = [
@@ -65,8 +75,11 @@ class PoolChoiceInline(admin.TabularInline):
 
 
 @admin.register(Pool)
-class PoolAdmin(admin.ModelAdmin):
+class PoolAdmin(AuditedAdmin, admin.ModelAdmin):
     form = PoolAdminForm
+    # Operator changes to a pool are SCALE_DECISION rows, as from the API and the Pools pages; its choices
+    # (the inline) are part of the pool's snapshot.
+    audit_inlines = False
     list_display = [
         "name", "model", "enabled", "min_size", "max_size", "desired_size", "last_reason", "last_decision_at"
     ]
@@ -87,6 +100,16 @@ class PoolAdmin(admin.ModelAdmin):
             obj.save(update_fields=["model", *SETTINGS, "updated_at"])
         else:
             obj.save()
+
+    def audit_snapshot(self, obj):
+        return pool_snapshot(obj)
+
+    def audit_action_type(self, verb):
+        return "SCALE_DECISION"
+
+    def audit_metadata(self, request, obj, verb):
+        change = {Verb.CREATE: "created", Verb.UPDATE: "updated", Verb.DELETE: "deleted"}[verb]
+        return pool_log_metadata(obj, change=change, actor=request.user)
 
     def has_delete_permission(self, request, obj=None):
         # A pool with live members is not deleted (autoscaling.pools.delete_pool says why).

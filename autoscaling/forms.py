@@ -11,6 +11,7 @@ from autoscaling.models import Pool
 from autoscaling.pools import DEFAULTS, NAME_MAX_LENGTH, SETTINGS, Choice, create_pool, pool_choices, update_pool
 from autoscaling.selectors import pool_offers
 from catalog.models import LlmModel
+from monitoring.audit import Source
 
 # Choice selects on a new pool; a pool being edited gets one more than it has, so one can be added.
 NEW_POOL_SLOTS = 3
@@ -112,10 +113,12 @@ class PoolForm(forms.Form):
         try:
             if self.pool is None:
                 return create_pool(
-                    name=data["name"], model=data["model"], choices=self.chosen_choices(), actor=actor, **settings
+                    name=data["name"], model=data["model"], choices=self.chosen_choices(), actor=actor,
+                    source=Source.PAGE, **settings,
                 )
             return update_pool(
-                self.pool, model=data["model"], choices=self.chosen_choices(), actor=actor, **settings
+                self.pool, model=data["model"], choices=self.chosen_choices(), actor=actor, source=Source.PAGE,
+                **settings,
             )
         except ValidationError as refused:
             for field, messages in refused.message_dict.items():

@@ -12,9 +12,10 @@ Two decisions worth naming:
   raises PoolInUse (a 409 in the API). Detaching them would leave paid machines that no pool drains,
   replaces or sizes. The operator disables the pool, terminates its instances, then deletes it.
 
-Every change an operator makes is written to the action log as a SCALE_DECISION row (component `api`,
-metadata `{"pool": name, "source": "operator", ...}`), beside the autoscaler's own decisions: a new
-min_size is as much a sizing decision as a tick's.
+Every change an operator makes is written to the action log as a SCALE_DECISION row, beside the autoscaler's
+own decisions (a new min_size is as much a sizing decision as a tick's), through the audit trail
+(monitoring/audit.py): component `api`, metadata `{"pool": name, "source": "api"|"page"|"admin", "changes":
+{field: {"before", "after"}}, "change": "created"|"updated"|..., "reason": ...}`.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from autoscaling.models import (
 from catalog.models import InstanceType, LlmModel, Zone
 from catalog.services import incompatibility_reason, is_offered, offer_rejection_reason
 from instances.status import ENDED
-from monitoring.services import Component, record_action
+from monitoring.audit import Source, record_change
 
 # Far above what one model needs, low enough that a typo (10000) is caught rather than paid for.
 MAX_POOL_SIZE = 1000
@@ -275,11 +276,13 @@ def _raise_if(errors: dict[str, list[str]]) -> None:
 # --- Changes --------------------------------------------------------------------------------
 
 
-def create_pool(*, name: str, model: LlmModel, choices: Sequence[Choice], actor=None, **settings) -> Pool:
+def create_pool(*, name: str, model: LlmModel, choices: Sequence[Choice], actor=None, source: str = Source.API,
+                **settings) -> Pool:
     """A new pool with its ordered choices, in one transaction.
 
     `settings` are any of SETTINGS; the others take DEFAULTS. Raises ValidationError (field -> messages)
-    and writes nothing when a rule is broken; TypeError for a setting that does not exist.
+    and writes nothing when a rule is broken; TypeError for a setting that does not exist. `source` says
+    where the operator asked (monitoring.audit.Source), for the audit row.
     """
     values = {**DEFAULTS, **_known(settings)}
     choices = list(choices)
@@ -292,7 +295,7 @@ def create_pool(*, name: str, model: LlmModel, choices: Sequence[Choice], actor=
             # Another request created the same name since it was checked.
             raise ValidationError({"name": [f"A pool named {name} already exists."]}) from None
         _save_choices(pool, choices)
-        _log(pool, actor, change="created", fields={"model": model.code, **values, "choices": _labels(choices)})
+        _log(pool, actor, change="created", source=source, after=pool_snapshot(pool, choices))
     return pool
 
 
@@ -302,6 +305,7 @@ def update_pool(
     model: LlmModel | None = None,
     choices: Sequence[Choice] | None = None,
     actor=None,
+    source: str = Source.API,
     **changes,
 ) -> Pool:
     """Change a pool's model, choices (replaced as a whole, in order) or settings; omitted ones stay.
@@ -325,22 +329,21 @@ def update_pool(
                 check_model=model_changed, check_choices=model_changed or choices_changed,
             )
         )
-        diff = {field: [getattr(locked, field), new] for field, new in values.items() if getattr(locked, field) != new}
-        if model_changed:
-            diff["model"] = [locked.model.code, new_model.code]
+        before = pool_snapshot(locked, current_choices)
+        changed = model_changed or choices_changed or any(getattr(locked, field) != new for field, new in values.items())
         if choices_changed:
-            diff["choices"] = [_labels(current_choices), _labels(new_choices)]
             _save_choices(locked, new_choices, replace=True)
-        if diff:
+        if changed:
             for field, value in values.items():
                 setattr(locked, field, value)
             locked.model = new_model
             locked.save(update_fields=[*SETTINGS, "model", "updated_at"])
-            _log(locked, actor, change="updated", fields=diff)
+            _log(locked, actor, change="updated", source=source, before=before,
+                 after=pool_snapshot(locked, new_choices))
     return locked
 
 
-def set_pool_enabled(pool: Pool, *, enabled: bool, actor=None) -> bool:
+def set_pool_enabled(pool: Pool, *, enabled: bool, actor=None, source: str = Source.API) -> bool:
     """Enable or disable a pool (a disabled pool is left at its size: no scaling, no holding).
 
     Returns True when the flag changed, False when the pool already had it (a second click, another tab).
@@ -349,11 +352,12 @@ def set_pool_enabled(pool: Pool, *, enabled: bool, actor=None) -> bool:
     changed = rows.update(enabled=enabled, updated_at=timezone.now())
     pool.enabled = enabled
     if changed:
-        _log(pool, actor, change="enabled" if enabled else "disabled", fields={"enabled": [not enabled, enabled]})
+        _log(pool, actor, change="enabled" if enabled else "disabled", source=source,
+             before={"enabled": not enabled}, after={"enabled": enabled})
     return changed == 1
 
 
-def delete_pool(pool: Pool, *, actor=None) -> None:
+def delete_pool(pool: Pool, *, actor=None, source: str = Source.API) -> None:
     """Delete a pool with its choices and history. Raises PoolInUse while it has live members, or while a
     tick is deciding for it (that tick may be requesting a machine for it right now)."""
     with transaction.atomic():
@@ -369,7 +373,7 @@ def delete_pool(pool: Pool, *, actor=None) -> None:
                 f"Pool {locked.name} still has {live} live instance(s): disable it, terminate them "
                 "(Instances page), then delete it."
             )
-        _log(locked, actor, change="deleted", fields={})
+        _log(locked, actor, change="deleted", source=source, before=pool_snapshot(locked))
         locked.delete()
 
 
@@ -412,12 +416,22 @@ def _labels(choices: Sequence[Choice]) -> list[str]:
     return [choice.label for choice in choices]
 
 
-def _log(pool: Pool, actor, *, change: str, fields: dict) -> None:
+def pool_snapshot(pool: Pool, choices: Sequence[Choice] | None = None) -> dict[str, Any]:
+    """What an operator owns of a pool, as its audit rows compare it: model, settings and choices in order."""
+    return {"model": pool.model.code, **{field: getattr(pool, field) for field in SETTINGS},
+            "choices": _labels(pool_choices(pool) if choices is None else choices)}
+
+
+def pool_log_metadata(pool: Pool, *, change: str, actor, fields: Sequence[str] = ()) -> dict[str, Any]:
+    """What a pool's SCALE_DECISION row says beside its changes: the pool, and the reason the pool page shows."""
     who = actor.get_username() if actor is not None and actor.is_authenticated else "an operator"
-    changed = ", ".join(sorted(fields)) if change == "updated" else ""
-    reason = f"{change} by {who}" + (f": {changed}" if changed else "")
-    record_action(
-        "SCALE_DECISION", component=Component.API, user=actor,
-        metadata={"pool": pool.name, "pool_id": pool.pk, "source": "operator", "change": change,
-                  "reason": reason, "fields": fields},
-    )
+    reason = f"{change} by {who}" + (f": {', '.join(sorted(fields))}" if change == "updated" and fields else "")
+    return {"pool": pool.name, "pool_id": pool.pk, "change": change, "reason": reason}
+
+
+def _log(pool: Pool, actor, *, change: str, source: str, before: dict | None = None,
+         after: dict | None = None) -> None:
+    fields = [name for name in {**(before or {}), **(after or {})}
+              if (before or {}).get(name) != (after or {}).get(name)]
+    record_change("SCALE_DECISION", target=pool, user=actor, source=source, before=before, after=after,
+                  metadata=pool_log_metadata(pool, change=change, actor=actor, fields=fields))

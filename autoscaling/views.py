@@ -16,6 +16,7 @@ from autoscaling.forms import PoolForm
 from autoscaling.models import Pool
 from autoscaling.pools import PoolInUse, delete_pool, set_pool_enabled
 from inventiv.pages import is_fragment, staff_required
+from monitoring.audit import Source
 
 LIST = "autoscaling/pools.html"
 DETAIL = "autoscaling/pool_detail.html"
@@ -112,7 +113,7 @@ def pool_edit(request: HttpRequest, name: str) -> HttpResponse:
 def pool_toggle(request: HttpRequest, name: str) -> HttpResponse:
     """Enable a disabled pool, or disable an enabled one."""
     pool = _pool(name)
-    set_pool_enabled(pool, enabled=not pool.enabled, actor=request.user)
+    set_pool_enabled(pool, enabled=not pool.enabled, actor=request.user, source=Source.PAGE)
     if is_fragment(request):
         return _render(request, f"{DETAIL}#header", {"pool": _pool(name)})
     return redirect("autoscaling:pool", name)
@@ -125,7 +126,7 @@ def pool_delete(request: HttpRequest, name: str) -> HttpResponse:
     context = {"pool": pool, "members": selectors.pool_members(pool)}
     if request.method == "POST":
         try:
-            delete_pool(pool, actor=request.user)
+            delete_pool(pool, actor=request.user, source=Source.PAGE)
         except PoolInUse as refused:
             return _render(request, DELETE, {**context, "refused": str(refused)}, status=409)
         return redirect("autoscaling:pools")

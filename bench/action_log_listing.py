@@ -121,13 +121,13 @@ def fill(rows: int, *, reset: bool) -> None:
 
 def api_client():
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
     from rest_framework.test import APIClient
 
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_staff": True})
-    token, _ = Token.objects.get_or_create(user=user)
+    _, token = AuthToken.objects.create(user, expiry=None)
     client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
     return client
 
 

@@ -61,10 +61,10 @@ def setup_django(url: str) -> None:
 
 def staff_token() -> str:
     from django.contrib.auth import get_user_model
-    from rest_framework.authtoken.models import Token
+    from knox.models import AuthToken
 
     user, _ = get_user_model().objects.get_or_create(username="bench", defaults={"is_staff": True})
-    return Token.objects.get_or_create(user=user)[0].key
+    return AuthToken.objects.create(user, expiry=None)[1]
 
 
 def free_port() -> int:

@@ -5,6 +5,7 @@ from django.core.exceptions import ValidationError
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, RuntimeSetting, Zone
 from catalog.runtime_settings import parse_setting_value, update_setting
 from catalog.services import offer_rejection_reason
+from monitoring.audit import AuditedAdmin
 
 
 class RegionInline(admin.TabularInline):
@@ -62,7 +63,8 @@ class ZoneOfferForm(forms.ModelForm):
 
 
 @admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
+class ProviderAdmin(AuditedAdmin, admin.ModelAdmin):
+    audit_area = "CATALOG"
     list_display = ["code", "name", "adapter", "active"]
     list_filter = ["adapter", "active"]
     search_fields = ["code", "name"]
@@ -70,7 +72,8 @@ class ProviderAdmin(admin.ModelAdmin):
 
 
 @admin.register(Region)
-class RegionAdmin(admin.ModelAdmin):
+class RegionAdmin(AuditedAdmin, admin.ModelAdmin):
+    audit_area = "CATALOG"
     list_display = ["code", "name", "provider", "active"]
     list_filter = ["provider", "active"]
     list_select_related = ["provider"]
@@ -80,7 +83,8 @@ class RegionAdmin(admin.ModelAdmin):
 
 
 @admin.register(Zone)
-class ZoneAdmin(admin.ModelAdmin):
+class ZoneAdmin(AuditedAdmin, admin.ModelAdmin):
+    audit_area = "CATALOG"
     list_display = ["code", "name", "region", "provider_code", "active"]
     list_filter = ["region__provider", "region", "active"]
     list_select_related = ["region__provider"]
@@ -93,7 +97,8 @@ class ZoneAdmin(admin.ModelAdmin):
 
 
 @admin.register(InstanceType)
-class InstanceTypeAdmin(admin.ModelAdmin):
+class InstanceTypeAdmin(AuditedAdmin, admin.ModelAdmin):
+    audit_area = "CATALOG"
     list_display = [
         "code", "provider", "gpu_model", "gpu_count", "vram_per_gpu_gb", "total_vram", "cost_per_hour", "active"
     ]
@@ -109,7 +114,8 @@ class InstanceTypeAdmin(admin.ModelAdmin):
 
 
 @admin.register(InstanceTypeZone)
-class InstanceTypeZoneAdmin(admin.ModelAdmin):
+class InstanceTypeZoneAdmin(AuditedAdmin, admin.ModelAdmin):
+    audit_area = "CATALOG"
     form = ZoneOfferForm
     list_display = ["instance_type", "zone", "availability", "updated_at"]
     list_filter = ["availability", "zone__region__provider", "zone"]
@@ -119,7 +125,8 @@ class InstanceTypeZoneAdmin(admin.ModelAdmin):
 
 
 @admin.register(LlmModel)
-class LlmModelAdmin(admin.ModelAdmin):
+class LlmModelAdmin(AuditedAdmin, admin.ModelAdmin):
+    audit_area = "CATALOG"
     list_display = [
         "code", "task", "vram_required_gb", "context_length", "weights_gb", "gated", "mock_only", "allow_simulator",
         "active",
@@ -149,7 +156,8 @@ class RuntimeSettingForm(forms.ModelForm):
 
 
 @admin.register(RuntimeSetting)
-class RuntimeSettingAdmin(admin.ModelAdmin):
+class RuntimeSettingAdmin(AuditedAdmin, admin.ModelAdmin):
+    audit_area = "SETTING"
     form = RuntimeSettingForm
     list_display = ["key", "value", "value_type", "default", "min_value", "max_value", "updated_at"]
     list_filter = ["value_type"]

@@ -4,6 +4,7 @@ Rows are addressed by code. Codes are unique within their provider only: when a 
 the lookup answers 400 and asks for `?provider=`.
 """
 
+from django.db import transaction
 from django.http import Http404
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
@@ -18,6 +19,7 @@ from catalog import filters, serializers, services
 from catalog.models import LlmModel, Provider, Region, RuntimeSetting, Zone
 from catalog.selectors import instance_types_with_offers, with_zone_offers
 from inventiv.api_params import StableOrderingFilter
+from monitoring.audit import AuditedViewSetMixin, Source, Verb, action_type, record_change
 from monitoring.models import ActionType
 
 # Any code that fits one URL segment (dots included: model and type names have them).
@@ -68,7 +70,8 @@ class CodeLookupMixin:
         return matches[0]
 
 
-class ProviderViewSet(CodeLookupMixin, viewsets.ModelViewSet):
+class ProviderViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelViewSet):
+    audit_area = "CATALOG"
     queryset = Provider.objects.all()
     serializer_class = serializers.ProviderSerializer
     filterset_class = filters.ProviderFilter
@@ -77,7 +80,8 @@ class ProviderViewSet(CodeLookupMixin, viewsets.ModelViewSet):
 
 
 @scoped_by(PROVIDER_PARAM)
-class RegionViewSet(CodeLookupMixin, viewsets.ModelViewSet):
+class RegionViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelViewSet):
+    audit_area = "CATALOG"
     queryset = Region.objects.select_related("provider").prefetch_related("zones")
     serializer_class = serializers.RegionSerializer
     filterset_class = filters.RegionFilter
@@ -87,7 +91,8 @@ class RegionViewSet(CodeLookupMixin, viewsets.ModelViewSet):
 
 
 @scoped_by(PROVIDER_PARAM, REGION_PARAM, actions=(*DETAIL_ACTIONS, "instance_types"))
-class ZoneViewSet(CodeLookupMixin, viewsets.ModelViewSet):
+class ZoneViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelViewSet):
+    audit_area = "CATALOG"
     queryset = Zone.objects.select_related("region__provider")
     serializer_class = serializers.ZoneSerializer
     filterset_class = filters.ZoneFilter
@@ -104,7 +109,8 @@ class ZoneViewSet(CodeLookupMixin, viewsets.ModelViewSet):
 
 
 @scoped_by(PROVIDER_PARAM, actions=(*DETAIL_ACTIONS, "zones", "compatible_models"))
-class InstanceTypeViewSet(CodeLookupMixin, viewsets.ModelViewSet):
+class InstanceTypeViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelViewSet):
+    audit_area = "CATALOG"
     queryset = instance_types_with_offers()
     serializer_class = serializers.InstanceTypeSerializer
     filterset_class = filters.InstanceTypeFilter
@@ -140,7 +146,12 @@ class InstanceTypeViewSet(CodeLookupMixin, viewsets.ModelViewSet):
                 data=request.data, context={"instance_type": instance_type}
             )
             body.is_valid(raise_exception=True)
-            services.set_instance_type_zones(instance_type, zones=body.validated_data["zones"])
+            with transaction.atomic():
+                before = {"zones": services.offered_zone_codes(instance_type)}
+                services.set_instance_type_zones(instance_type, zones=body.validated_data["zones"])
+                record_change(action_type(self.audit_area, Verb.UPDATE), target=instance_type, user=request.user,
+                              source=Source.API, before=before,
+                              after={"zones": services.offered_zone_codes(instance_type)})
         offers = instance_type.zone_offers.select_related("zone__region").order_by("zone__code")
         return Response(serializers.InstanceTypeZonesSerializer({"zones": offers}).data)
 
@@ -152,7 +163,8 @@ class InstanceTypeViewSet(CodeLookupMixin, viewsets.ModelViewSet):
         return Response(serializers.LlmModelSerializer(models, many=True).data)
 
 
-class LlmModelViewSet(CodeLookupMixin, viewsets.ModelViewSet):
+class LlmModelViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelViewSet):
+    audit_area = "CATALOG"
     queryset = LlmModel.objects.all()
     serializer_class = serializers.LlmModelSerializer
     filterset_class = filters.LlmModelFilter
@@ -185,9 +197,12 @@ class LaunchPlanViewSet(viewsets.ViewSet):
 
 
 class RuntimeSettingViewSet(
-    CodeLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, viewsets.GenericViewSet
+    AuditedViewSetMixin, CodeLookupMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
 ):
     """Typed settings operators change without a deploy; only `value` is writable."""
+
+    audit_area = "SETTING"
 
     queryset = RuntimeSetting.objects.all()
     serializer_class = serializers.RuntimeSettingSerializer

@@ -99,6 +99,11 @@ def set_instance_type_zones(instance_type: InstanceType, *, zones: Iterable[Zone
     return sorted(zones, key=lambda zone: zone.code)
 
 
+def offered_zone_codes(instance_type: InstanceType) -> list[str]:
+    """The codes of the zones `instance_type` is offered in, sorted (what an audit row compares)."""
+    return sorted(InstanceTypeZone.objects.filter(instance_type=instance_type).values_list("zone__code", flat=True))
+
+
 def is_offered(instance_type: InstanceType, zone: Zone) -> bool:
     return InstanceTypeZone.objects.filter(instance_type=instance_type, zone=zone).exists()
 

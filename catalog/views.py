@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from django import forms as django_forms
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
 from django.db.models import Model
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -26,8 +27,9 @@ from catalog.models import (
     Zone,
 )
 from catalog.selectors import get_settings_row, launch_plans_for, search_settings_rows
-from catalog.services import set_active
+from catalog.services import offered_zone_codes, set_active
 from inventiv.pages import is_fragment, staff_required
+from monitoring.audit import Source, Verb, action_type, record_change, stored_snapshot
 
 PAGE = "catalog/settings.html"
 # The id of the <tbody> the search box swaps; a request aimed at it gets only the rows.
@@ -93,6 +95,29 @@ def save_form(form) -> bool:
     return True
 
 
+def audit_area(tab: Tab) -> str:
+    return "SETTING" if tab.model is RuntimeSetting else "CATALOG"
+
+
+def page_snapshot(obj: Model, *, zones: bool = False) -> dict | None:
+    """What the audit row compares: the row as stored, or the zones an instance type is offered in."""
+    return {"zones": offered_zone_codes(obj)} if zones else stored_snapshot(obj)
+
+
+def save_audited(request: HttpRequest, tab: Tab, form, *, zones: bool = False) -> bool:
+    """`save_form`, and the audit row of what it changed (source `page`), in one transaction."""
+    obj = form.instance
+    creating = obj.pk is None
+    with transaction.atomic():
+        before = None if creating else page_snapshot(obj, zones=zones)
+        if not save_form(form):
+            return False
+        record_change(action_type(audit_area(tab), Verb.CREATE if creating else Verb.UPDATE), target=form.instance,
+                      user=request.user, source=Source.PAGE, before=before,
+                      after=page_snapshot(form.instance, zones=zones))
+    return True
+
+
 def render_tab(request: HttpRequest, tab: Tab, **extra) -> HttpResponse:
     """The tab as a whole page, as the panel a tab link swaps, or as the rows the search box swaps."""
     query = request.GET.get("q", "")
@@ -137,7 +162,7 @@ def edit_row(request: HttpRequest, tab: str, pk: int) -> HttpResponse:
     tab = get_tab(tab)
     obj = get_row(tab, pk)
     form = tab.form(posted(request), instance=obj)
-    if request.method == "POST" and save_form(form):
+    if request.method == "POST" and save_audited(request, tab, form):
         return render_row(request, tab, get_row(tab, pk))
     return render_row(request, tab, obj, "form_row", form=form)
 
@@ -149,7 +174,10 @@ def toggle_row(request: HttpRequest, tab: str, pk: int) -> HttpResponse:
     if not tab.toggles:
         raise Http404(f"{tab.label} have no active flag")
     obj = get_row(tab, pk)
-    set_active(obj, active=not obj.active)
+    with transaction.atomic():
+        if set_active(obj, active=not obj.active):
+            record_change(action_type(audit_area(tab), Verb.UPDATE), target=obj, user=request.user,
+                          source=Source.PAGE, before={"active": not obj.active}, after={"active": obj.active})
     return render_row(request, tab, obj)
 
 
@@ -159,7 +187,7 @@ def edit_zones(request: HttpRequest, pk: int) -> HttpResponse:
     tab = TABS_BY_SLUG["instance-types"]
     obj = get_row(tab, pk)
     form = forms.InstanceTypeZonesForm(posted(request), instance=obj)
-    if request.method == "POST" and save_form(form):
+    if request.method == "POST" and save_audited(request, tab, form, zones=True):
         return render_row(request, tab, get_row(tab, pk))
     return render_row(request, tab, obj, "zones_row", zones_form=form)
 
@@ -171,7 +199,7 @@ def create_row(request: HttpRequest, tab: str) -> HttpResponse:
     if tab.create_form is None:
         raise Http404(f"{tab.label} are not created here")
     form = tab.create_form(request.POST)
-    if save_form(form):
+    if save_audited(request, tab, form):
         if not is_fragment(request):
             return redirect("settings", tab.slug)
         return render_tab(request, tab, created=form.instance)
@@ -203,7 +231,8 @@ def machine_secrets(request: HttpRequest) -> HttpResponse:
         if not request.user.is_staff:
             raise PermissionDenied("This needs a staff account")
         try:
-            set_machine_secret(request.POST.get("name", ""), value=request.POST.get("value", "").strip())
+            set_machine_secret(request.POST.get("name", ""), value=request.POST.get("value", "").strip(),
+                               actor=request.user, source=Source.PAGE)
         except ValueError as exc:
             error = str(exc)
         else:

@@ -1,6 +1,7 @@
 from django.contrib import admin
 
 from finops.models import Budget, BudgetAlert, CostCursor, CostMinute
+from monitoring.audit import AuditedAdmin
 
 
 @admin.register(CostMinute)
@@ -27,7 +28,8 @@ class CostCursorAdmin(admin.ModelAdmin):
 
 
 @admin.register(Budget)
-class BudgetAdmin(admin.ModelAdmin):
+class BudgetAdmin(AuditedAdmin, admin.ModelAdmin):
+    audit_area = "BUDGET"
     list_display = ["id", "pool_id", "api_key", "amount", "spent", "spent_month", "spent_at"]
     readonly_fields = ["spent", "spent_month", "spent_at"]
     raw_id_fields = ["api_key"]

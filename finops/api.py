@@ -24,6 +24,7 @@ from finops.serializers import (
     TokenCostsSerializer,
     WindowQuerySerializer,
 )
+from monitoring.audit import AuditedViewSetMixin
 
 TAGS = ["finops"]
 
@@ -110,12 +111,13 @@ def token_costs(request: Request) -> Response:
 
 
 @extend_schema(tags=TAGS)
-class BudgetViewSet(viewsets.ModelViewSet):
+class BudgetViewSet(AuditedViewSetMixin, viewsets.ModelViewSet):
     """Monthly budgets per pool or per API key. Crossing 80 % and 100 % writes a BUDGET_THRESHOLD action
     (once each per month); an API key at 100 % is refused by the router with a 429."""
 
     serializer_class = BudgetSerializer
     filter_backends = []
+    audit_area = "BUDGET"
 
     def get_queryset(self):
         return selectors.budgets()

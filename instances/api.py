@@ -1,19 +1,22 @@
 """The instances API: request, list, inspect, terminate, archive and reinstall GPU instances; status counts."""
 
 import django_filters
+from django.conf import settings
 from django_filters.rest_framework import DjangoFilterBackend
+from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from catalog.runtime_settings import get_setting
 from instances import draining, readiness, requests, termination
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance
-from instances.status import Status
 from instances.selectors import active_instances, archived_instances, instances, status_counts, timeline
 from instances.serializers import (
+    InstanceAcceptedSerializer,
     InstanceCreateSerializer,
     InstanceDetailSerializer,
     InstanceRejectedSerializer,
@@ -22,7 +25,10 @@ from instances.serializers import (
     StatusCountsSerializer,
     TerminateSerializer,
 )
+from instances.status import Status
+from instances.sweeps import TERMINATOR_GRACE_S
 from inventiv.api_params import StableOrderingFilter, query_bool
+from inventiv.enqueue import EnqueueReport, watch_enqueues
 
 CONFLICT = OpenApiResponse(description="The instance's status does not allow this (the message says why)")
 
@@ -37,6 +43,29 @@ class InstanceFilter(django_filters.FilterSet):
     class Meta:
         model = Instance
         fields = ["status", "provider", "zone", "instance_type", "model"]
+
+
+def left_to_sweeps(action: str) -> str:
+    """Which beat sweep finishes accepted work whose task the queue could not take, and when (README,
+    "The instance lifecycle"). Beat needs the queue too: the sweeps run once it is back."""
+    period = settings.SWEEP_PERIOD_S
+    return {
+        "create": f"the lost-provisions sweep re-queues the provision {get_setting('provision_requeue_after_s')} s "
+                  "after the request",
+        "terminate": f"the terminator sweep deletes the server {TERMINATOR_GRACE_S} s after the request",
+        "drain": f"the drains sweep checks the drain every {period} s",
+        "reinstall": f"the startup-health sweep checks the machine every {period} s",
+    }[action]
+
+
+def accepted(instance: Instance, enqueues: EnqueueReport, *, action: str) -> Response:
+    """202 with the instance, saying whether its task was enqueued or a sweep will finish the work."""
+    instance.enqueued = enqueues.all_sent
+    instance.note = "" if enqueues.all_sent else (
+        f"Saved, but the task queue is unreachable: {left_to_sweeps(action)}, once the queue is back. "
+        "Do not ask again."
+    )
+    return Response(InstanceAcceptedSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
 
 
 def conflict(instance: Instance, exc: InvalidTransition, *, rule: str) -> Response:
@@ -71,29 +100,32 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(
         request=InstanceCreateSerializer,
-        responses={202: InstanceSerializer, 400: InstanceRejectedSerializer},
+        responses={202: InstanceAcceptedSerializer, 400: InstanceRejectedSerializer},
         description="Request a machine. Every request is stored: a rejected one answers 400 with its error code "
         "and the id of the stored `provisioning_failed` instance.",
     )
     def create(self, request, *args, **kwargs):
         body = InstanceCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        instance = requests.request_instance(**body.request_arguments(), actor=request.user)
+        with watch_enqueues() as enqueues:
+            instance = requests.request_instance(**body.request_arguments(), actor=request.user)
         if instance.status == Status.PROVISIONING_FAILED:
             rejected = {"error_code": instance.error_code, "message": instance.error_message, "instance_id": instance.pk}
             return Response(InstanceRejectedSerializer(rejected).data, status=status.HTTP_400_BAD_REQUEST)
-        return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
+        return accepted(instance, enqueues, action="create")
 
-    @extend_schema(request=TerminateSerializer, responses={202: InstanceSerializer})
+    @extend_schema(request=TerminateSerializer, responses={202: InstanceAcceptedSerializer})
     @action(detail=True, methods=["post"])
     def terminate(self, request, pk=None):
         """Terminate the machine (drained first where the lifecycle says so). Asking twice is harmless."""
         body = TerminateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        instance = termination.terminate_instance(self.get_object(), reason=body.validated_data["reason"], actor=request.user)
-        return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
+        with watch_enqueues() as enqueues:
+            instance = termination.terminate_instance(self.get_object(), reason=body.validated_data["reason"],
+                                                      actor=request.user)
+        return accepted(instance, enqueues, action="terminate")
 
-    @extend_schema(request=DrainSerializer, responses={202: InstanceSerializer, 409: CONFLICT})
+    @extend_schema(request=DrainSerializer, responses={202: InstanceAcceptedSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def drain(self, request, pk=None):
         """Stop routing to the machine, let its in-flight requests finish, then terminate it (REQUEST_DRAIN,
@@ -102,11 +134,12 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         body.is_valid(raise_exception=True)
         instance = self.get_object()
         try:
-            instance = draining.drain_instance(instance, actor=request.user, **body.validated_data)
+            with watch_enqueues() as enqueues:
+                instance = draining.drain_instance(instance, actor=request.user, **body.validated_data)
         except draining.DrainRefused:
             return Response({"detail": f"Instance {instance.pk} is {instance.status}: only a ready instance can be "
                              "drained."}, status=status.HTTP_409_CONFLICT)
-        return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
+        return accepted(instance, enqueues, action="drain")
 
     @extend_schema(request=None, responses={200: InstanceSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
@@ -119,21 +152,31 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             return conflict(instance, exc, rule="only a terminated instance can be archived; terminate it first.")
         return Response(InstanceSerializer(instance).data)
 
-    @extend_schema(request=None, responses={202: InstanceSerializer, 409: CONFLICT})
+    @extend_schema(request=None, responses={202: InstanceAcceptedSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
     def reinstall(self, request, pk=None):
         """Reinstall the worker and the model on the same machine."""
         instance = self.get_object()
         try:
-            instance = readiness.reinstall_instance(instance, actor=request.user)
+            with watch_enqueues() as enqueues:
+                instance = readiness.reinstall_instance(instance, actor=request.user)
         except InvalidTransition as exc:
             return conflict(instance, exc, rule="only a machine that is up (ready, or failed after it started) can be reinstalled.")
-        return Response(InstanceSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
+        return accepted(instance, enqueues, action="reinstall")
+
+
+class OneObjectSchema(AutoSchema):
+    """The schema of a viewset whose `list` answers one object (the counts), not an array of them."""
+
+    def _is_list_view(self, serializer=None) -> bool:
+        return False
 
 
 @extend_schema(tags=["instances"])
 class StatusViewSet(viewsets.ViewSet):
     """How many instances are in each status."""
+
+    schema = OneObjectSchema()
 
     @extend_schema(responses=StatusCountsSerializer)
     def list(self, request):

@@ -162,9 +162,10 @@ def reinstall_instance(instance: Instance, *, actor=None) -> Instance:
     installs) and a health check on commit. Allowed from ready, startup_failed and failed with a server;
     raises InvalidTransition otherwise."""
     instance.refresh_from_db()
-    target = Status.INSTALLING if health.runs_worker_agent(instance) else Status.STARTING
     if instance.status not in REINSTALLABLE or not instance.provider_server_id:
-        raise InvalidTransition(instance.pk, instance.status, target)
+        # Checked first: a rejected request has no server, and may have no provider to ask about its runtime.
+        raise InvalidTransition(instance.pk, instance.status, Status.STARTING)
+    target = Status.INSTALLING if health.runs_worker_agent(instance) else Status.STARTING
     component = Component.API if actor is not None else Component.ORCHESTRATOR
     deadline = health.startup_deadline(instance, now=timezone.now())
     with UnitOfWork(instance) as work:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import json
 
-from celery.contrib.django.task import DjangoTask
 from django.utils import timezone
 
 from instances.models import Instance
+from inventiv.enqueue import OnCommitTask
 from providers.base import ProviderError, TransientProviderError
 
 MAX_RETRIES = 5
@@ -27,7 +27,7 @@ MAX_ERROR_MESSAGE = 1000
 MAX_DETAILS_TEXT = 2000
 
 
-class ProviderTask(DjangoTask):
+class ProviderTask(OnCommitTask):
     """The base of every task that calls a provider (`@shared_task(base=ProviderTask)`)."""
 
     autoretry_for = (TransientProviderError,)

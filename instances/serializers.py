@@ -34,9 +34,12 @@ class InstanceCreateSerializer(serializers.Serializer):
 
 
 class InstanceRejectedSerializer(serializers.Serializer):
-    error_code = serializers.ChoiceField(choices=ErrorCode.choices)
-    message = serializers.CharField()
-    instance_id = serializers.UUIDField(help_text="The stored provisioning_failed request")
+    """A rejected request (all three fields), or a body that is not a request at all (a plain validation
+    error naming the field, and nothing stored): the schema says both, so none is required."""
+
+    error_code = serializers.ChoiceField(choices=ErrorCode.choices, required=False)
+    message = serializers.CharField(required=False)
+    instance_id = serializers.UUIDField(required=False, help_text="The stored provisioning_failed request")
 
 
 class TerminateSerializer(serializers.Serializer):
@@ -76,6 +79,20 @@ class InstanceSerializer(serializers.ModelSerializer):
 
     def get_progress_percent(self, instance: Instance) -> int:
         return progress_percent(instance.status)
+
+
+class InstanceAcceptedSerializer(InstanceSerializer):
+    """An instance whose requested work was accepted (202), and whether its task could be enqueued."""
+
+    enqueued = serializers.BooleanField(
+        read_only=True, help_text="False when the task queue was unreachable: the work is saved all the same, and "
+        "a beat sweep finishes it once the queue is back (see `note`). Do not ask again.")
+    note = serializers.CharField(read_only=True, help_text="Which sweep finishes the work and when; empty when "
+                                 "enqueued")
+
+    class Meta(InstanceSerializer.Meta):
+        fields = [*InstanceSerializer.Meta.fields, "enqueued", "note"]
+        read_only_fields = fields
 
 
 class TimelineEntrySerializer(ActionLogSerializer):

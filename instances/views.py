@@ -17,6 +17,7 @@ from instances import draining, requests, selectors, termination
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance
 from instances.status import Status
+from inventiv.enqueue import watch_enqueues
 from inventiv.pages import is_fragment, staff_required
 
 LIST = "instances/list.html"
@@ -87,13 +88,16 @@ def instance_create(request: HttpRequest) -> HttpResponse:
         instance_type_id=request.POST.get("instance_type"),
         model_id=request.POST.get("model"),
     )
-    instance = requests.request_instance(**codes, actor=request.user)
+    with watch_enqueues() as enqueues:
+        instance = requests.request_instance(**codes, actor=request.user)
     if is_fragment(request):
         return _render(request, f"{LIST}#created", {"instance": instance})
     if instance.status == Status.PROVISIONING_FAILED:
         messages.error(request, f"{instance.error_code}: {instance.error_message}")
     else:
-        messages.success(request, f"Instance {instance.pk} requested.")
+        # README, "The instance lifecycle": the request is saved either way.
+        queued = "" if enqueues.all_sent else " The task queue is unreachable: a sweep provisions it once it is back."
+        messages.success(request, f"Instance {instance.pk} requested.{queued}")
     return redirect("instances:list")
 
 

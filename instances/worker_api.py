@@ -27,7 +27,7 @@ INSTANCE_PARAM = "instance_id"
 
 def _json(answer: Answer) -> JsonResponse:
     status, body = answer
-    return JsonResponse(body, status=status)
+    return JsonResponse(body, status=status, headers=worker_protocol.retry_after_headers(status))
 
 
 def worker_endpoint(method: str) -> Callable:
@@ -84,7 +84,7 @@ def agent_archive(request: HttpRequest) -> HttpResponse:
     status, body = worker_protocol.answer(worker_protocol.archive_access, _named_instance(request),
                                           _authorization(request))
     if status != HTTPStatus.OK:
-        return JsonResponse(body, status=status)
+        return _json((status, body))
     response = HttpResponse(agent_install.agent_archive(), content_type="application/gzip")
     response["Content-Disposition"] = 'attachment; filename="agent.tar.gz"'
     return response

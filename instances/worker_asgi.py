@@ -16,7 +16,14 @@ from concurrent.futures import ThreadPoolExecutor
 
 from django.db import close_old_connections, connections
 
-from instances.worker_protocol import MAX_BODY_BYTES, TOO_LARGE, Answer, answer_heartbeat, method_not_allowed
+from instances.worker_protocol import (
+    MAX_BODY_BYTES,
+    TOO_LARGE,
+    Answer,
+    answer_heartbeat,
+    method_not_allowed,
+    retry_after_headers,
+)
 
 HEARTBEAT_PATH = "/api/worker/heartbeat"
 # Longest wait for every pool thread to close its database connection.
@@ -81,6 +88,7 @@ class HeartbeatApp:
 async def _send(send, answer: Answer, extra_headers=()) -> None:
     status, payload = answer
     body = json.dumps(payload).encode()
-    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *extra_headers]
+    headers = [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *extra_headers,
+               *((name.lower().encode(), value.encode()) for name, value in retry_after_headers(status).items())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

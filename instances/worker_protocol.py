@@ -4,7 +4,8 @@ is written once.
 
 An answer is (HTTP status, JSON object): 200 with the result; 400 with every bad field; 401 for any token
 problem (the same answer whether or not the instance exists); 405 for another method; 409 when a heartbeat
-comes before the registration; 413 for a body far larger than any the agent sends.
+comes before the registration; 413 for a body far larger than any the agent sends; 503 while the database
+cannot be reached (the HTTP layers add `Retry-After`: `retry_after_headers`), which the agent waits out.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from instances.agent_install import report_install_failure, validate_install_failure
 from instances.models import Instance
 from instances.workers import NotRegistered, WorkerAuthFailed, accept_heartbeat, authenticate_worker, register_worker
+from inventiv.unavailable import DATABASE_ERRORS, RETRY_AFTER_S, note_unavailable
 from monitoring.heartbeats import PayloadInvalid, validate_heartbeat, validate_registration
 
 Answer = tuple[int, dict]
@@ -23,6 +25,7 @@ BEARER = "Bearer "
 # Bodies are a few KB; anything far larger is not the agent speaking.
 MAX_BODY_BYTES = 256 * 1024
 TOO_LARGE: Answer = (413, {"error": "body too large"})
+UNAVAILABLE: Answer = (503, {"error": "database unavailable, retry later"})
 
 
 def method_not_allowed(method: str) -> Answer:
@@ -39,6 +42,14 @@ def answer(handler: Callable[..., dict], *args) -> Answer:
         return 401, {"error": str(exc)}
     except NotRegistered:
         return 409, {"error": "not registered"}
+    except DATABASE_ERRORS as exc:
+        note_unavailable(f"worker {handler.__name__}", exc)
+        return UNAVAILABLE
+
+
+def retry_after_headers(status: int) -> dict[str, str]:
+    """The headers an answer with `status` carries beyond its JSON: how long a 503 asks the agent to wait."""
+    return {"Retry-After": str(RETRY_AFTER_S)} if status == UNAVAILABLE[0] else {}
 
 
 def bearer_token(authorization: str) -> str | None:

@@ -8,7 +8,9 @@ from celery.signals import task_prerun, worker_ready
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "inventiv.settings")
 
 # BrokerAMQP: Celery's AMQP helper with a connection that survives broker outages (inventiv/broker.py).
-app = Celery("inventiv", amqp="inventiv.broker:BrokerAMQP")
+# OnCommitTask: every task enqueues after commit without failing the committed work when the broker is down
+# (inventiv/enqueue.py).
+app = Celery("inventiv", amqp="inventiv.broker:BrokerAMQP", task_cls="inventiv.enqueue:OnCommitTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

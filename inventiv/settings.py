@@ -58,7 +58,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "django_filters",
     "drf_spectacular",
     "django_htmx",
@@ -83,6 +83,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # A database that cannot be reached is a 503 with Retry-After, not a 500 (inventiv/unavailable.py).
+    "inventiv.unavailable.DatabaseUnavailableMiddleware",
 ]
 
 ROOT_URLCONF = "inventiv.urls"
@@ -174,7 +176,8 @@ WHITENOISE_AUTOREFRESH = DEBUG
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        # `Authorization: Token <token>`; only the token's hash is stored (django-rest-knox).
+        "knox.auth.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["inventiv.permissions.IsStaffOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "inventiv.pagination.PageNumberPagination",
@@ -185,6 +188,11 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "inventiv.api_errors.exception_handler",
+}
+REST_KNOX = {
+    # Tokens for scripts: no expiry unless `manage.py create_api_token --expires-days N` sets one.
+    "TOKEN_TTL": None,
+    "AUTH_HEADER_PREFIX": "Token",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Inventiv API",

@@ -6,6 +6,9 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from inventiv import views
 from inventiv.api import router, version
 
+# A database error raised outside a view (a middleware) is a 503 too (inventiv/unavailable.py).
+handler500 = "inventiv.unavailable.server_error"
+
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(), name="login"),

@@ -24,11 +24,13 @@ class CodeListField(forms.Field):
         codes = [code.strip() for item in values for code in str(item).split(",") if code.strip()]
         bad = [code for code in codes if not ACTION_TYPE_CODE.match(code)]
         if bad:
+            # As params, not formatted in: django-filter %-formats every message, and a code may hold a `%`.
             raise forms.ValidationError(
-                f"{', '.join(bad[:5])} is not an action-type code (UPPER_SNAKE_CASE, e.g. REQUEST_CREATE)"
+                "%(codes)s is not an action-type code (UPPER_SNAKE_CASE, e.g. REQUEST_CREATE)",
+                params={"codes": ", ".join(bad[:5])},
             )
         if len(codes) > MAX_ACTION_TYPES:
-            raise forms.ValidationError(f"at most {MAX_ACTION_TYPES} action types at once")
+            raise forms.ValidationError("at most %(most)d action types at once", params={"most": MAX_ACTION_TYPES})
         return list(dict.fromkeys(codes))
 
 

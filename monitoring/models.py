@@ -19,6 +19,7 @@ class ActionType(models.Model):
         RECONCILE = "reconcile", "Reconciliation"
         SCALING = "scaling", "Scaling"
         CATALOG = "catalog", "Catalog"
+        AUDIT = "audit", "Operator change"
 
     code = models.CharField(max_length=60, unique=True)
     label = models.CharField(max_length=100)

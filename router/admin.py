@@ -1,12 +1,14 @@
 from django.contrib import admin
 
+from monitoring.audit import AuditedAdmin
 from router.models import ApiKey, RequestTrace
 
 
 @admin.register(ApiKey)
-class ApiKeyAdmin(admin.ModelAdmin):
+class ApiKeyAdmin(AuditedAdmin, admin.ModelAdmin):
     """Keys are created through the API or the dashboard (which show the clear key once), not here."""
 
+    audit_area = "API_KEY"
     list_display = ["name", "prefix", "created_by", "created_at", "revoked_at", "last_used_at",
                     "requests_per_minute", "tokens_per_minute"]
     list_filter = [("revoked_at", admin.EmptyFieldListFilter)]

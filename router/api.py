@@ -9,6 +9,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.response import Response
 
 from inventiv.api_params import StableOrderingFilter
+from monitoring.audit import Source
 from router import services
 from router.models import RequestTrace
 from router.selectors import api_keys, request_traces
@@ -35,7 +36,7 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
         """Create a key. The answer's `key` is the only time the clear key is shown."""
         body = ApiKeyCreateSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        api_key, clear = services.create_api_key(**body.validated_data, created_by=request.user)
+        api_key, clear = services.create_api_key(**body.validated_data, created_by=request.user, source=Source.API)
         api_key.key = clear
         return Response(ApiKeyCreatedSerializer(api_key).data, status=status.HTTP_201_CREATED)
 
@@ -43,7 +44,8 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
     @action(detail=True, methods=["post"])
     def revoke(self, request, pk=None):
         """Revoke the key: the router refuses it within a second. Revoking twice is harmless."""
-        return Response(ApiKeySerializer(services.revoke_api_key(self.get_object())).data)
+        api_key = services.revoke_api_key(self.get_object(), actor=request.user, source=Source.API)
+        return Response(ApiKeySerializer(api_key).data)
 
 
 class RequestTraceFilter(django_filters.FilterSet):

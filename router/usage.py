@@ -1,6 +1,12 @@
 """Usage recording off the request path: traces go to an in-memory buffer; a background task writes
 them with one bulk insert every second (sooner once `batch_size` are waiting) and moves each key's
-`last_used_at`. A failed write keeps the records for the next try; shutdown flushes what is left.
+`last_used_at`; shutdown flushes what is left.
+
+Trace writing never blocks. Every field is bounded before it is buffered (texts cut to their column, NUL
+removed, counts clamped), so what a client sends (a 10,000-character model name) cannot make a row the
+database refuses. Should one be refused all the same, the batch is split until the bad rows are found:
+they are dropped with one log line and the others written. Only a database that cannot be reached keeps
+the batch for the next flush. The buffer holds at most `max_buffered` records; past that the oldest go.
 """
 
 from __future__ import annotations
@@ -8,11 +14,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, fields
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 
 from router.models import ApiKey, RequestTrace
 
@@ -21,8 +28,15 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 1.0
 FLUSH_BATCH = 500
 # While the database is away, records pile up to this many; the oldest are dropped after that (logged)
-# rather than letting the router run out of memory.
-MAX_BUFFERED = 200_000
+# rather than letting the router run out of memory. Bounded fields keep a record under ~3 KB.
+MAX_BUFFERED = 100_000
+# A trace keeps the start of an error message: it says what went wrong, the engine's log says the rest.
+MAX_ERROR_MESSAGE = 2_000
+# Column ranges (PostgreSQL's smallint and integer; positive fields).
+SMALLINT_MAX = 32_767
+INTEGER_MAX = 2_147_483_647
+# The database is away (keep the batch); any other error is a row it refuses (split the batch, drop it).
+UNREACHABLE = (OperationalError, InterfaceError)
 
 
 @dataclass(slots=True)
@@ -45,6 +59,27 @@ class TraceRecord:
     held_ms: float | None = None
 
 
+TEXT_LIMITS = {
+    **{name: RequestTrace._meta.get_field(name).max_length for name in ("endpoint", "model", "outcome", "route_reason")},
+    "error_message": MAX_ERROR_MESSAGE,
+}
+COUNT_LIMITS = {"status_code": SMALLINT_MAX, "retries": SMALLINT_MAX, "prompt_tokens": INTEGER_MAX,
+                "completion_tokens": INTEGER_MAX}
+
+
+def bound(record: TraceRecord) -> TraceRecord:
+    """Make every field of `record` fit its column, in place (the request path: cheap when all fit)."""
+    for name, limit in TEXT_LIMITS.items():
+        text = getattr(record, name)
+        if not isinstance(text, str) or len(text) > limit or "\x00" in text:
+            setattr(record, name, str(text or "").replace("\x00", "")[:limit])
+    for name, limit in COUNT_LIMITS.items():
+        count = getattr(record, name)
+        if count is not None and not 0 <= count <= limit:
+            setattr(record, name, min(max(int(count), 0), limit))
+    return record
+
+
 TRACE_COLUMNS = tuple(field.name for field in fields(TraceRecord))
 _row_of = operator.attrgetter(*TRACE_COLUMNS)
 _CREATED_AT, _INSTANCE_ID = TRACE_COLUMNS.index("created_at"), TRACE_COLUMNS.index("instance_id")
@@ -62,6 +97,21 @@ def write_traces(records: list[TraceRecord]) -> None:
         _insert_traces(records)
         for key_id, used_at in last_used.items():
             ApiKey.objects.filter(pk=key_id).update(last_used_at=used_at)
+
+
+def write_traces_dropping_refused(records: list[TraceRecord]) -> list[tuple[TraceRecord, str]]:
+    """Write `records`; when the database refuses the batch, split it until the refused rows are alone, and
+    return them with why (the others are written). Raises only when the database cannot be reached."""
+    try:
+        write_traces(records)
+        return []
+    except UNREACHABLE:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a row the database refuses, whatever the driver calls it
+        if len(records) == 1:
+            return [(records[0], f"{type(exc).__name__}: {exc}")]
+    middle = len(records) // 2
+    return write_traces_dropping_refused(records[:middle]) + write_traces_dropping_refused(records[middle:])
 
 
 def _insert_traces(records: list[TraceRecord]) -> None:
@@ -99,16 +149,23 @@ class UsageRecorder:
         self.flush_interval_s = flush_interval_s
         self.batch_size = batch_size
         self.max_buffered = max_buffered
-        self._buffer: list[TraceRecord] = []
+        self._buffer: deque[TraceRecord] = deque()
         self._wake = asyncio.Event()
         self._lock = asyncio.Lock()
         self._stopping = False
-        self.dropped = 0
+        self.dropped = 0  # the oldest, while the buffer was full
+        self.refused = 0  # rows the database would not take
         self.written = 0
+        self._dropped_unlogged = 0
 
     def record(self, record: TraceRecord) -> None:
-        """The request path's only call: an append (and a wake-up once a batch is ready)."""
-        self._buffer.append(record)
+        """The request path's only call: bound the fields, append (the oldest goes when the buffer is full)
+        and wake the writer once a batch is ready."""
+        if len(self._buffer) >= self.max_buffered:
+            self._buffer.popleft()
+            self.dropped += 1
+            self._dropped_unlogged += 1
+        self._buffer.append(bound(record))
         if len(self._buffer) >= self.batch_size:
             self._wake.set()
 
@@ -134,18 +191,29 @@ class UsageRecorder:
 
     async def flush(self) -> None:
         async with self._lock:
+            if self._dropped_unlogged:
+                log.error("dropped the %d oldest request traces: the buffer is full", self._dropped_unlogged)
+                self._dropped_unlogged = 0
             if not self._buffer:
                 return
-            batch, self._buffer = self._buffer, []
+            batch, self._buffer = list(self._buffer), deque()
             try:
-                await self._run_sync(write_traces, batch)
-            except Exception:
-                log.exception("writing %d request traces failed; keeping them for the next flush", len(batch))
-                self._buffer[:0] = batch
-                overflow = len(self._buffer) - self.max_buffered
+                refused = await self._run_sync(write_traces_dropping_refused, batch)
+            except Exception as exc:  # the database cannot be reached: keep the batch (one line, no traceback)
+                log.warning("writing %d request traces failed (%s: %s); keeping them for the next flush",
+                            len(batch), type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+                kept = batch + list(self._buffer)
+                overflow = len(kept) - self.max_buffered
                 if overflow > 0:
-                    del self._buffer[:overflow]
+                    del kept[:overflow]
                     self.dropped += overflow
                     log.error("dropped the %d oldest request traces: the buffer is full", overflow)
+                self._buffer = deque(kept)
             else:
-                self.written += len(batch)
+                refused = refused or []
+                if refused:
+                    self.refused += len(refused)
+                    log.error("the database refused %d request trace(s), dropped (first: model %.60r, %s); wrote "
+                              "the %d others", len(refused), refused[0][0].model, refused[0][1][:300],
+                              len(batch) - len(refused))
+                self.written += len(batch) - len(refused)

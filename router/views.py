@@ -12,6 +12,7 @@ from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
 from inventiv.pages import is_fragment, staff_required
+from monitoring.audit import Source
 from router import selectors, services
 from router.forms import ApiKeyForm, TraceFilterForm
 from router.models import ApiKey
@@ -49,7 +50,8 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
     api_key = clear_key = None
     if form.is_valid():
         try:
-            api_key, clear_key = services.create_api_key(created_by=request.user, **form.cleaned_data)
+            api_key, clear_key = services.create_api_key(created_by=request.user, source=Source.PAGE,
+                                                         **form.cleaned_data)
         except ValidationError as exc:
             form.add_error(None, exc)
     context = {"form": ApiKeyForm() if api_key else form, "api_key": api_key, "clear_key": clear_key}
@@ -61,7 +63,7 @@ def api_key_create(request: HttpRequest) -> HttpResponse:
 @staff_required
 @require_POST
 def api_key_revoke(request: HttpRequest, pk: int) -> HttpResponse:
-    api_key = services.revoke_api_key(get_object_or_404(ApiKey, pk=pk))
+    api_key = services.revoke_api_key(get_object_or_404(ApiKey, pk=pk), actor=request.user, source=Source.PAGE)
     if is_fragment(request):
         return _render(request, f"{API_KEYS}#row", {"key": api_key})
     return redirect("router:api-keys")

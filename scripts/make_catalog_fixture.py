@@ -149,6 +149,24 @@ ACTION_TYPES = [
     ("CATALOG_SYNC", "Catalog synced", "refresh-cw", "teal", "catalog"),
     # A pool's or an API key's spend crossed 80 % or 100 % of its monthly budget (finops).
     ("BUDGET_THRESHOLD", "Budget threshold crossed", "dollar-sign", "yellow", "health"),
+    # Operator writes to configuration, with who, from where and each field before/after (monitoring/audit.py):
+    # created green, changed blue, deleted or revoked red.
+    ("CATALOG_CREATE", "Catalog row created", "plus-square", "green", "audit"),
+    ("CATALOG_UPDATE", "Catalog row changed", "edit", "blue", "audit"),
+    ("CATALOG_DELETE", "Catalog row deleted", "trash-2", "red", "audit"),
+    ("SETTING_CREATE", "Runtime setting created", "plus-square", "green", "audit"),
+    ("SETTING_UPDATE", "Runtime setting changed", "sliders", "blue", "audit"),
+    ("SETTING_DELETE", "Runtime setting deleted", "trash-2", "red", "audit"),
+    ("API_KEY_CREATE", "API key created", "key", "green", "audit"),
+    ("API_KEY_UPDATE", "API key changed", "edit", "blue", "audit"),
+    ("API_KEY_REVOKE", "API key revoked", "slash", "red", "audit"),
+    ("API_KEY_DELETE", "API key deleted", "trash-2", "red", "audit"),
+    ("BUDGET_CREATE", "Budget created", "plus-square", "green", "audit"),
+    ("BUDGET_UPDATE", "Budget changed", "edit", "blue", "audit"),
+    ("BUDGET_DELETE", "Budget deleted", "trash-2", "red", "audit"),
+    ("MACHINE_SECRET_CREATE", "Machine secret set", "lock", "green", "audit"),
+    ("MACHINE_SECRET_UPDATE", "Machine secret changed", "lock", "blue", "audit"),
+    ("MACHINE_SECRET_DELETE", "Machine secret cleared", "unlock", "red", "audit"),
 ]
 
 

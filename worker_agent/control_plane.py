@@ -8,6 +8,8 @@ import aiohttp
 from . import __version__
 
 REQUEST_TIMEOUT_S = 10.0
+# The longest `Retry-After` the agent honours: a larger one (a misconfigured proxy) must not silence it for hours.
+MAX_RETRY_AFTER_S = 300.0
 REGISTER_PATH = "/api/worker/register"
 HEARTBEAT_PATH = "/api/worker/heartbeat"
 
@@ -17,9 +19,11 @@ JsonBody = dict[str, Any]
 class ControlPlaneError(Exception):
     """The control plane could not be reached or refused the call; the agent retries."""
 
-    def __init__(self, message: str, *, status: int | None = None) -> None:
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        # Seconds the control plane asked the agent to wait (503 while its database is unreachable).
+        self.retry_after = retry_after
 
 
 class Unauthorized(ControlPlaneError):
@@ -55,6 +59,7 @@ class ControlPlaneClient:
             ) as response:
                 status = response.status
                 text = await response.text()
+                retry_after = _seconds(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ControlPlaneError(f"{path}: {type(exc).__name__}: {exc}") from None
         if status == 401:
@@ -62,7 +67,7 @@ class ControlPlaneClient:
         if status == 409:
             raise NotRegistered(f"{path}: 409 {text[:200]}", status=status)
         if status != 200:
-            raise ControlPlaneError(f"{path}: HTTP {status} {text[:200]}", status=status)
+            raise ControlPlaneError(f"{path}: HTTP {status} {text[:200]}", status=status, retry_after=retry_after)
         try:
             body = json.loads(text)
         except ValueError:
@@ -70,3 +75,12 @@ class ControlPlaneClient:
         if not isinstance(body, dict):
             raise ControlPlaneError(f"{path}: answer is not a JSON object", status=status)
         return body
+
+
+def _seconds(retry_after: str | None) -> float | None:
+    """A `Retry-After` in seconds (the form the control plane sends), bounded; None when absent or a date."""
+    try:
+        seconds = float(retry_after) if retry_after else None
+    except ValueError:
+        return None
+    return None if seconds is None or seconds < 0 else min(seconds, MAX_RETRY_AFTER_S)

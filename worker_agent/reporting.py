@@ -1,7 +1,8 @@
 """The conversation with the control plane: register once, then heartbeat until stopped.
 
 Failures never end it: every refused or unanswered call backs off (with jitter, capped) and tries
-again, keeping the agent's state, and the normal interval resumes after the first success.
+again, keeping the agent's state, and the normal interval resumes after the first success. A control plane
+that answers with `Retry-After` (503 while its database is unreachable) is left alone at least that long.
 """
 
 import logging
@@ -16,6 +17,10 @@ logger = logging.getLogger(__name__)
 RETRY_CAP_S = 30.0  # control-plane retries never wait longer than this
 
 
+def _retry_delay(backoff: Backoff, exc: ControlPlaneError) -> float:
+    return max(backoff.next_delay(), exc.retry_after or 0.0)
+
+
 def _level(exc: ControlPlaneError) -> int:
     # A refused token needs a person; an unreachable control plane usually fixes itself.
     return logging.ERROR if isinstance(exc, Unauthorized) else logging.WARNING
@@ -26,7 +31,7 @@ async def register(agent: Agent, client: ControlPlaneClient, backoff: Backoff) -
         try:
             answer = await client.register(agent.register_payload())
         except ControlPlaneError as exc:
-            delay = backoff.next_delay()
+            delay = _retry_delay(backoff, exc)
             logger.log(_level(exc), "register failed: %s; retrying in %.1f s", exc, delay)
             await agent.sleep(delay)
             continue
@@ -49,7 +54,7 @@ async def report_forever(agent: Agent, client: ControlPlaneClient) -> None:
             continue
         except ControlPlaneError as exc:
             agent.heartbeat_failures += 1
-            delay = backoff.next_delay()
+            delay = _retry_delay(backoff, exc)
             logger.log(_level(exc), "heartbeat failed: %s; retrying in %.1f s", exc, delay)
             await agent.sleep(delay)
             continue

@@ -50,7 +50,8 @@ def test_staff_create_a_pool_with_its_choices_in_order(seed, api):
     assert pool["size"] == {"ready": 0, "starting": 0, "draining": 0}
     assert pool["signals"] is None
     log = ActionLog.objects.get(action_type="SCALE_DECISION", metadata__pool="echo")
-    assert log.metadata["source"] == "operator" and log.metadata["change"] == "created" and log.user.username == "admin"
+    assert log.metadata["source"] == "api" and log.metadata["change"] == "created" and log.user.username == "admin"
+    assert log.metadata["changes"]["max_size"] == {"before": None, "after": 3}
 
 
 def test_a_pool_reads_its_members_by_phase_and_the_latest_signals(seed, api):
@@ -145,7 +146,8 @@ def test_patch_changes_what_it_names_and_replaces_the_choices_in_order(seed, api
     assert (pool.max_size, pool.min_size) == (4, 1)
     assert [(c.position, c.instance_type.code) for c in pool.choices.all()] == [(1, "MOCK-4GPU-M"), (2, "MOCK-GPU-S")]
     log = ActionLog.objects.filter(metadata__change="updated").get()
-    assert log.metadata["fields"]["max_size"] == [2, 4]
+    assert log.metadata["changes"]["max_size"] == {"before": 2, "after": 4}
+    assert log.metadata["changes"]["choices"]["after"] == ["MOCK-4GPU-M in mock-eu-1", "MOCK-GPU-S in mock-eu-1"]
 
 
 def test_an_invalid_patch_changes_nothing(seed, api):

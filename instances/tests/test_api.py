@@ -123,6 +123,15 @@ def test_a_ready_instance_can_be_reinstalled_and_a_terminated_one_cannot(api, mo
     assert api.post(f"{URL}{gone.pk}/reinstall/").status_code == 409
 
 
+def test_reinstalling_a_rejected_request_is_a_409_not_a_crash(api, mock_cloud):
+    rejected = api.post(URL, {}, format="json").json()["instance_id"]  # no provider, zone or type at all
+
+    response = api.post(f"{URL}{rejected}/reinstall/")
+
+    assert response.status_code == 409
+    assert Instance.objects.get(pk=rejected).status == Status.PROVISIONING_FAILED
+
+
 def test_the_list_filters_by_status_and_placement_and_orders(api, mock_cloud):
     ready = make_instance(status=Status.READY, with_server=False)
     booting = make_instance(status=Status.BOOTING, with_server=False)

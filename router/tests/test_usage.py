@@ -1,16 +1,18 @@
 """Traces: the batch writer, and the counters the dashboard reads."""
 
 import asyncio
+import logging
 from datetime import timedelta
 
 import pytest
+import requests
 from django.utils import timezone
 
 from router.models import ApiKey, RequestTrace
 from router.selectors import instance_usage, model_usage, request_traces
 from router.services import create_api_key
-from router.tests.factories import WAIT_TIMEOUT_S
-from router.usage import TraceRecord, UsageRecorder, write_traces
+from router.tests.factories import MODEL, WAIT_TIMEOUT_S, client_key, wait_for
+from router.usage import INTEGER_MAX, SMALLINT_MAX, TraceRecord, UsageRecorder, write_traces, write_traces_dropping_refused
 
 pytestmark = pytest.mark.django_db
 
@@ -108,3 +110,78 @@ def test_closing_while_a_write_waits_for_the_database_loses_nothing():
 
     asyncio.run(scenario())
     assert len(written) == 2
+
+
+# --- Trace writing never blocks ----------------------------------------------------------------------------
+
+LONG_NAME = "m" * 10_000  # a client's model name: the column holds 200 characters
+
+
+def test_every_field_is_bounded_before_it_is_buffered_and_the_row_is_accepted(seed):
+    recorder = UsageRecorder(run_sync=None)
+    recorder.record(record(model=LONG_NAME + "\x00", tokens=(10**12, -3), status=70_000,
+                           error_message="e" * 100_000, route_reason="r" * 99))
+
+    write_traces(list(recorder._buffer))  # what the next flush writes
+
+    trace = RequestTrace.objects.get()
+    assert trace.model == "m" * 200 and len(trace.error_message) == 2_000 and len(trace.route_reason) == 30
+    assert (trace.prompt_tokens, trace.completion_tokens, trace.status_code) == (INTEGER_MAX, 0, SMALLINT_MAX)
+
+
+def test_a_row_the_database_refuses_is_dropped_and_the_rest_of_its_batch_is_written(seed):
+    batch = [record() for _ in range(6)]
+    batch[3].instance_id = "not-a-uuid"  # past the bounds: the database (its UUID column) refuses it
+
+    refused = write_traces_dropping_refused(batch)
+
+    assert [row for row, _ in refused] == [batch[3]]
+    assert RequestTrace.objects.count() == 5
+
+
+def test_the_recorder_logs_refused_rows_in_one_line_and_writes_on(caplog):
+    async def database_refusing_the_first(function, batch):
+        return [(batch[0], "DataError: value too long for type character varying(200)")]
+
+    async def scenario():
+        recorder = UsageRecorder(run_sync=database_refusing_the_first)
+        for _ in range(4):
+            recorder.record(record())
+        with caplog.at_level(logging.ERROR, logger="router.usage"):
+            await recorder.flush()
+        return recorder
+
+    recorder = asyncio.run(scenario())
+    assert (recorder.written, recorder.refused, recorder.pending) == (3, 1, 0)
+    assert [line.getMessage()[:40] for line in caplog.records] == ["the database refused 1 request trace(s),"]
+
+
+def test_splitting_finds_every_refused_row(monkeypatch):
+    def refuse_odd_models(records):
+        if any(int(row.model) % 2 for row in records):
+            raise ValueError("refused")
+
+    monkeypatch.setattr("router.usage.write_traces", refuse_odd_models)
+
+    refused = write_traces_dropping_refused([record(model=str(n)) for n in range(8)])
+
+    assert [row.model for row, _ in refused] == ["1", "3", "5", "7"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_after_a_poison_request_the_next_valid_requests_are_traced_within_5_s(engines, start_router):
+    engines()
+    key = client_key()
+    router = start_router()
+
+    def chat(model):
+        return requests.post(f"{router.url}/v1/chat/completions", headers={"Authorization": f"Bearer {key}"},
+                             json={"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2},
+                             timeout=WAIT_TIMEOUT_S)
+
+    assert chat(LONG_NAME).status_code == 404
+    assert [chat(MODEL).status_code for _ in range(3)] == [200, 200, 200]
+
+    wait_for(lambda: RequestTrace.objects.filter(model=MODEL, status_code=200).count() == 3, timeout=5,
+             what="the valid requests' traces")
+    assert RequestTrace.objects.get(status_code=404).model == "m" * 200

@@ -1,5 +1,6 @@
 """A control plane that speaks PROTOCOL.md and records what the agent sends (test helper)."""
 
+import time
 from typing import Any
 
 from aiohttp import web
@@ -8,7 +9,7 @@ from worker_agent.simulator.inprocess import AppThread
 
 
 class StubControlPlane:
-    """Answers register/heartbeat; tests flip `action`, `fail_status` or call `forget()`."""
+    """Answers register/heartbeat; tests flip `action`, `fail_status` (with `retry_after`) or call `forget()`."""
 
     def __init__(self, *, token: str, heartbeat_interval_s: float) -> None:
         self.token = token
@@ -18,6 +19,8 @@ class StubControlPlane:
         self.rejected = 0  # calls answered with fail_status or 401
         self.action = "serve"
         self.fail_status: int | None = None
+        self.retry_after: str | None = None  # the Retry-After header sent with fail_status
+        self.rejected_at: list[float] = []  # time.monotonic() of each refused call
         self._registered: set[str] = set()
         self.app = web.Application()
         self.app.router.add_post("/api/worker/register", self._register)
@@ -33,7 +36,9 @@ class StubControlPlane:
     def _refusal(self, request: web.Request) -> web.Response | None:
         if self.fail_status is not None:
             self.rejected += 1
-            return web.json_response({"error": "unavailable"}, status=self.fail_status)
+            self.rejected_at.append(time.monotonic())
+            headers = {"Retry-After": self.retry_after} if self.retry_after else None
+            return web.json_response({"error": "unavailable"}, status=self.fail_status, headers=headers)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             self.rejected += 1
             return web.json_response({"error": "unauthorized"}, status=401)

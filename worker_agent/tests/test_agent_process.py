@@ -124,6 +124,22 @@ def test_it_keeps_running_while_the_control_plane_is_down_and_recovers(start_age
         server.stop()
 
 
+def test_it_waits_as_long_as_a_503_retry_after_asks_before_trying_again(control_plane, start_agent):
+    agent = start_agent(control_plane.url)
+    wait_for(lambda: "ready" in control_plane.statuses(), message="a ready heartbeat")
+    control_plane.retry_after = "1"
+    control_plane.fail_status = 503  # the control plane's database is unreachable
+
+    wait_for(lambda: control_plane.rejected >= 3, message="three refused heartbeats")
+    control_plane.fail_status = None
+
+    gaps = [later - earlier for earlier, later in zip(control_plane.rejected_at, control_plane.rejected_at[1:])]
+    assert min(gaps) >= 0.9  # the 0.2 s heartbeat interval would have retried five times as often
+    assert "retrying in 1.0 s" in agent.log()
+    sent = len(control_plane.heartbeats)
+    wait_for(lambda: len(control_plane.heartbeats) > sent, message="heartbeats resuming")
+
+
 def test_it_registers_again_when_the_control_plane_answers_409(control_plane, start_agent):
     start_agent(control_plane.url)
     wait_for(lambda: control_plane.heartbeats, message="a heartbeat")
