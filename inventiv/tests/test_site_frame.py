@@ -63,3 +63,13 @@ def test_the_500_page_has_the_navigation_and_reads_no_database():
     assert "Something went wrong" in html and 'id="site-nav"' in html
     assert f"Inventiv {settings.VERSION}" in html
     assert "Log out" not in html  # the user lives in the database
+
+
+def test_a_viewer_refused_an_operator_page_gets_the_branded_403(client, viewer_user, seed):
+    from catalog.models import Provider
+
+    client.force_login(viewer_user)
+    response = client.get(f"/settings/providers/{Provider.objects.get(code='mock').pk}/edit/")
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "Not allowed" in html and "This needs a staff account." in html and 'id="site-nav"' in html
