@@ -6,11 +6,16 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse, HttpResponseForbidden
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
 from finops import calc, metrics, selectors
 from finops.serializers import SeriesSerializer, TokenCostsSerializer
+from inventiv.pages import asks_for
 
+PAGE = "finops/page.html"
+# The part of the page it refreshes every few seconds (README, "Using it").
+LIVE_TARGET = "finops-live"
 PAGE_WINDOWS = ("6h", "24h", "7d", "30d")
 DEFAULT_WINDOW = "24h"
 
@@ -39,7 +44,11 @@ def finops_page(request: HttpRequest) -> HttpResponse:
         "token_costs": TokenCostsSerializer(selectors.token_costs(start=start, end=now)).data,
         "budgets": selectors.budget_alerts(now=now),
     }
-    return render(request, "finops/page.html", context)
+    template = f"{PAGE}#live" if asks_for(request, LIVE_TARGET) else PAGE
+    response = render(request, template, context)
+    # Caches must not hand the whole page to HTMX or a fragment to a plain visit.
+    patch_vary_headers(response, ("HX-Request", "HX-Target"))
+    return response
 
 
 @require_GET

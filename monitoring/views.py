@@ -47,6 +47,8 @@ def action_log(request: HttpRequest) -> HttpResponse:
         "next_url": _next_page_url(request, offset + PAGE_SIZE) if has_more else None,
     }
     if request.htmx and not request.htmx.history_restore_request and offset > 0:
+        # Older rows loaded by scrolling hold the live refresh back, which would take them away again.
+        context["older"] = True
         template = f"{PAGE}#rows"
     else:
         context["stats"] = action_log_stats(
