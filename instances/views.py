@@ -13,6 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
+from catalog.provider_checks import configuration_problem, unconfigured_providers
 from instances import draining, requests, selectors, termination
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance
@@ -64,7 +65,9 @@ def instance_list(request: HttpRequest) -> HttpResponse:
     }
     if asks_for(request, LIVE_TARGET):
         return _render(request, f"{LIST}#live", context)
-    return _render(request, LIST, {**context, "zones": selectors.offered_zones()})
+    zones = selectors.offered_zones()
+    unconfigured = unconfigured_providers({zone.region.provider for zone in zones})
+    return _render(request, LIST, {**context, "zones": zones, "unconfigured": unconfigured})
 
 
 @login_required
@@ -87,6 +90,15 @@ def model_options(request: HttpRequest) -> HttpResponse:
 @staff_required
 @require_POST
 def instance_create(request: HttpRequest) -> HttpResponse:
+    zone = selectors.chosen_zone(request.POST.get("zone"))
+    problem = configuration_problem(zone.region.provider) if zone is not None else ""
+    if problem:
+        # Refused before anything is stored or rented (README, "Providers"): nothing to watch fail.
+        refusal = f"Not requested: {zone.region.provider.name} is not configured. {problem}"
+        if is_fragment(request):
+            return _render(request, f"{LIST}#refused", {"refusal": refusal})
+        messages.error(request, refusal)
+        return redirect("instances:list")
     codes = selectors.request_codes(
         zone_id=request.POST.get("zone"),
         instance_type_id=request.POST.get("instance_type"),

@@ -8,7 +8,6 @@ from django.utils.cache import patch_vary_headers
 from finops.selectors import budget_alerts, spend_series, spend_summary
 from finops.serializers import SeriesSerializer
 from finops.traffic import rates
-from instances.status import STATUS_COLORS
 from instances.selectors import status_counts
 from inventiv.pages import asks_for
 from monitoring.selectors import action_logs, with_action_types
@@ -30,7 +29,7 @@ def home(request):
     template = f"{HOME}#live" if asks_for(request, LIVE_TARGET) else HOME
     response = render(request, template, {
         "instances": instances,
-        "statuses": [(status, n, STATUS_COLORS[status]) for status, n in instances["by_status"].items() if n],
+        "statuses": [(status, n) for status, n in instances["by_status"].items() if n],
         "costs": spend_summary(now=now),
         "spend_series": SeriesSerializer(series).data,
         "traffic": rates(now=now),
