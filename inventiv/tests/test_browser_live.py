@@ -78,7 +78,7 @@ def test_open_pages_follow_instances_created_and_terminated_through_the_api(mock
     expect(dashboard.locator("[data-stat=active] .value")).to_have_text("1")
     expect(instances.locator("[data-count=active]")).to_have_text("1 active")
     expect(instances.locator(f"#instance-{first.pk}")).to_have_attribute("data-status", Status.TERMINATED)
-    expect(monitoring.locator('#log tr.log-row:has-text("INSTANCE_TERMINATED"), #log tr.log-row:has-text("Terminated")')
+    expect(monitoring.locator(f'#log tr.log-row:has(a[href="/instances/{first.pk}/"]) [data-action="INSTANCE_TERMINATED"]')
            .first).to_be_visible()
     for name, page in pages.items():
         assert page.evaluate("window.sameDocument") is True, f"{name} reloaded"
