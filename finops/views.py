@@ -29,18 +29,20 @@ def finops_page(request: HttpRequest) -> HttpResponse:
         chosen = DEFAULT_WINDOW
     window = calc.parse_window(chosen)
     now = timezone.now()
-    start = now - window
-    series = selectors.spend_series(start=start, end=now, bucket=selectors.default_bucket(window), group_by="model")
+    bucket = selectors.page_bucket(window)
+    start = selectors.page_start(window, now=now)
+    series = selectors.spend_series(start=start, end=now, bucket=bucket, group_by="model")
+    breakdowns = {group: selectors.spend_by(group, start=start, end=now) for group in ("provider", "model", "pool")}
+    breakdowns["pool"] = selectors.named_by_pool(breakdowns["pool"])
     context = {
         "windows": PAGE_WINDOWS,
         "window": chosen,
+        "start": start,
+        "total": selectors.spend(start=start, end=now),
         "summary": selectors.spend_summary(now=now),
         "series": SeriesSerializer(series).data,
-        "breakdowns": {
-            group: [{"key": row["key"], "amount": str(row["amount"])}
-                    for row in selectors.spend_by(group, start=start, end=now)]
-            for group in ("provider", "model", "pool")
-        },
+        "breakdowns": {group: [{"key": row["key"], "amount": str(row["amount"])} for row in rows]
+                       for group, rows in breakdowns.items()},
         "token_costs": TokenCostsSerializer(selectors.token_costs(start=start, end=now)).data,
         "budgets": selectors.budget_alerts(now=now),
     }
