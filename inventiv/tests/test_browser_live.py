@@ -115,3 +115,30 @@ def test_a_paused_or_hidden_page_stops_refreshing_and_resumes(mock_cloud, logged
     page.evaluate("""() => { Object.defineProperty(document, "hidden", {configurable: true, get: () => false});
                              document.dispatchEvent(new Event("visibilitychange")); }""")
     wait_until(page, lambda: len(refreshes) > before, "a page shown again refreshes")
+
+
+def test_forms_that_add_rows_leave_no_console_error(mock_cloud, logged_in_page):
+    """A create answers with out-of-band swaps (the new row, the emptied "none yet" line): each one's target
+    is always on the page, so the second create, like the first, logs no htmx oobErrorNoTarget."""
+    from catalog.models import InstanceType, LlmModel, Zone
+    from instances.tests.test_browser_instances import choose
+
+    page = logged_in_page
+    errors = []
+    page.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
+    page.goto("/api-keys/")
+    for name in ("first", "second"):
+        page.fill("input[name=name]", name)
+        page.click("#create-panel button[type=submit]")
+        expect(page.locator("#api-key-rows tr", has_text=name)).to_have_count(1)
+
+    page.goto("/instances/")
+    for expected in (1, 2):
+        choose(page, "select[name=zone]", Zone.objects.get(code="mock-eu-1").pk, swaps="type-field")
+        choose(page, "select[name=instance_type]", InstanceType.objects.get(code="MOCK-GPU-S").pk,
+               swaps="model-field")
+        page.select_option("select[name=model]", str(LlmModel.objects.get(code="mock-echo").pk))
+        page.click("#create-form button[type=submit]")
+        expect(page.locator("#instance-rows tr")).to_have_count(expected)
+    expect(page.locator("#no-instances")).to_be_hidden()
+    assert errors == []
