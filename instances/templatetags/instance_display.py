@@ -74,6 +74,12 @@ def status_family(status: str) -> str:
 
 
 @register.filter
+def status_label(status: str) -> str:
+    """How a status reads ("Provisioning failed"); an unknown one as it is."""
+    return Status(status).label if status in Status.values else status
+
+
+@register.filter
 def expects_heartbeats(instance: Instance) -> bool:
     """Whether its machine should still be reporting: once told to shut down (termination asked for, gone,
     failed), a silent worker is expected, not a warning, and its last report is history."""
