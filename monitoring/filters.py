@@ -9,7 +9,7 @@ from monitoring.models import ActionLog
 
 ACTION_TYPE_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 # More codes than the catalog holds is a mistake, not a query worth sending to the database.
-MAX_ACTION_TYPES = 50
+MAX_ACTION_TYPES = 100
 
 
 class CodeListField(forms.Field):
