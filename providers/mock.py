@@ -8,8 +8,8 @@ What runs on a Mock machine is a `MockRuntime`: `none` runs nothing (the machine
 the server is running); `process` (providers/mock_process.py) runs a real worker agent and the vLLM
 simulator per machine. As on a real cloud, the machine and what runs on it are separate: a machine whose
 agent died stays `running` (only its heartbeats stop, and the lost-worker sweep fails it with
-HEARTBEAT_LOST), while a deleted machine (`delete_server`, the `vanish` fault, a termination) runs nothing
-(README, "The Mock cloud").
+HEARTBEAT_LOST), while a deleted machine (`vanish_server`, the `vanish` fault, a termination) runs nothing.
+What an operator does to it by hand is in providers/mock_console.py (README, "The Mock cloud").
 """
 
 from __future__ import annotations
