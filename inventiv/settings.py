@@ -177,7 +177,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         # `Authorization: Token <token>`; only the token's hash is stored (django-rest-knox).
-        "knox.auth.TokenAuthentication",
+        "inventiv.api_tokens.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["inventiv.permissions.IsStaffOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "inventiv.pagination.PageNumberPagination",
