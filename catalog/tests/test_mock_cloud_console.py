@@ -16,13 +16,13 @@ SERVERS = "/api/mock/servers/"
 INSTANCE_ID = "11111111-1111-4111-8111-111111111111"
 
 
-def make_server(*, started: bool = True) -> MockServer:
+def make_server() -> MockServer:
+    """A powered-on Mock server of the `none` runtime, its user data holding a recognisable "secret"."""
     cloud = MockProvider()
-    info = cloud.create_server(ServerSpec(instance_id=INSTANCE_ID, zone="mock-eu-1", commercial_type="MOCK-GPU-S",
-                                          name=f"inventiv-{INSTANCE_ID}", tags=[INVENTIV_TAG, instance_tag(INSTANCE_ID)],
-                                          user_data="#cloud-config secret-user-data"))
-    if started:
-        cloud.start_server(info.server_id, zone="mock-eu-1")
+    info = cloud.create_server(ServerSpec(
+        instance_id=INSTANCE_ID, zone="mock-eu-1", commercial_type="MOCK-GPU-S", name=f"inventiv-{INSTANCE_ID}",
+        tags=[INVENTIV_TAG, instance_tag(INSTANCE_ID)], user_data="#cloud-config secret-user-data"))
+    cloud.start_server(info.server_id, zone="mock-eu-1")
     return MockServer.objects.get(pk=info.server_id)
 
 
