@@ -123,6 +123,8 @@ ACTION_TYPES = [
     ("PROVIDER_GET_IP", "Public IP obtained", "globe", "orange", "provider"),
     ("INSTANCE_CREATED", "Instance created", "check-circle", "green", "lifecycle"),
     ("WORKER_REGISTERED", "Worker registered", "cpu", "sky", "worker"),
+    # The agent of a host the operator runs spent its join token for a worker token (instances/joining.py).
+    ("WORKER_JOINED", "Worker joined", "link", "sky", "worker"),
     ("WORKER_VLLM_HTTP_OK", "Engine answers HTTP", "activity", "sky", "worker"),
     ("WORKER_MODEL_LOADED", "Model loaded", "box", "sky", "worker"),
     ("HEALTH_CHECK", "Health check", "heart", "teal", "health"),
@@ -167,6 +169,8 @@ ACTION_TYPES = [
     ("MACHINE_SECRET_CREATE", "Machine secret set", "lock", "green", "audit"),
     ("MACHINE_SECRET_UPDATE", "Machine secret changed", "lock", "blue", "audit"),
     ("MACHINE_SECRET_DELETE", "Machine secret cleared", "unlock", "red", "audit"),
+    # A GPU machine the operator runs was registered, and its join token issued (instances/hosts.py).
+    ("HOST_REGISTER", "Host registered", "link", "green", "audit"),
 ]
 
 
