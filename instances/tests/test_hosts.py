@@ -157,3 +157,29 @@ def test_a_joined_host_is_ready_by_heartbeat_and_terminate_detaches_it(seed, api
     assert heartbeat(instance, token, model="mock-echo").status_code == 401  # its worker token is revoked
     refused = join(body["join_token"], model="mock-echo")
     assert refused.status_code == 403
+
+
+def test_the_register_page_shows_the_token_once_and_names_bad_fields(seed, admin_client):
+    page = admin_client.get("/instances/hosts/new/")
+    assert page.status_code == 200 and b"L4-1-24G" in page.content
+
+    bad = admin_client.post("/instances/hosts/new/", {**HOST, "address": "nope"})
+    assert bad.status_code == 200 and b'data-error="address"' in bad.content and not Instance.objects.exists()
+
+    with run_on_commit():
+        done = admin_client.post("/instances/hosts/new/", HOST)
+
+    instance = Instance.objects.get()
+    token = done.content.decode().split('<code id="join-token">')[1].split("</code>")[0]
+    assert JoinToken.objects.get(instance=instance).token_hash == hash_token(token)
+    assert ActionLog.objects.get(action_type="HOST_REGISTER").metadata["source"] == "page"
+    assert token not in admin_client.get(f"/instances/{instance.pk}/").content.decode()
+    assert admin_client.get("/admin/instances/jointoken/").status_code == 200
+
+
+def test_the_rent_form_offers_no_zone_of_hosts_you_run(seed, api, admin_client):
+    register_host(api)
+
+    page = admin_client.get("/instances/").content.decode()
+    assert "home-lab</td>" in page  # the host is listed
+    assert "home-lab · " not in page and "mock-eu-1 · " in page  # but its zone is not offered for rent
