@@ -73,6 +73,11 @@ class HostFields:
 def clean_host(*, address, instance_type, zone, hourly_price, model=None) -> HostFields:
     """The registration's fields checked against the catalog; raises HostInvalid naming each bad one."""
     errors: dict[str, str] = {}
+    given = {"address": address, "instance_type": instance_type, "zone": zone, "hourly_price": hourly_price,
+             "model": model}
+    unreadable = {name: "must not contain NUL characters" for name, value in given.items() if "\x00" in str(value or "")}
+    if unreadable:
+        raise HostInvalid(unreadable)
     address, type_code, label = (str(value or "").strip() for value in (address, instance_type, zone))
     try:
         address = str(ipaddress.ip_address(address))

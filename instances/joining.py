@@ -47,13 +47,14 @@ def validate_join(payload: dict) -> tuple[str, str, int, str]:
         raise WorkerAuthFailed("missing join token")
     errors = {}
     model = payload.get("model")
-    if not isinstance(model, str) or not model.strip() or len(model) > MAX_MODEL_CHARS:
+    if not isinstance(model, str) or not model.strip() or len(model) > MAX_MODEL_CHARS or "\x00" in model:
         errors["model"] = f"the catalog code of the model the engine serves (at most {MAX_MODEL_CHARS} characters)"
     port = payload.get("engine_port")
     if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
         errors["engine_port"] = "the engine's TCP port, 1-65535"
     key = payload.get("engine_api_key")
-    if not isinstance(key, str) or not MIN_KEY_CHARS <= len(key) <= MAX_KEY_CHARS or key != key.strip():
+    if (not isinstance(key, str) or not MIN_KEY_CHARS <= len(key) <= MAX_KEY_CHARS or key != key.strip()
+            or "\x00" in key):
         errors["engine_api_key"] = (f"the key the engine requires, {MIN_KEY_CHARS} to {MAX_KEY_CHARS} characters "
                                     "without surrounding spaces")
     if errors:

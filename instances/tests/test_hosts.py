@@ -183,3 +183,25 @@ def test_the_rent_form_offers_no_zone_of_hosts_you_run(seed, api, admin_client):
     page = admin_client.get("/instances/").content.decode()
     assert "home-lab</td>" in page  # the host is listed
     assert "home-lab · " not in page and "mock-eu-1 · " in page  # but its zone is not offered for rent
+
+
+def test_finops_counts_the_operators_price_from_registration_until_the_detach(seed, api):
+    from finops.services import cost_rows
+
+    instance = Instance.objects.get(pk=register_host(api, hourly_price="0.60").json()["instance"]["id"])
+    start = instance.provider_created_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    Instance.objects.filter(pk=instance.pk).update(provider_created_at=start,
+                                                   terminated_at=start + timedelta(minutes=2))
+
+    rows = cost_rows(start=start, end=start + timedelta(minutes=5))
+
+    assert [(row.provider, row.amount) for row in rows] == [("static", Decimal("0.01"))] * 2
+
+
+def test_nul_characters_are_a_400_on_both_doors(seed, api):
+    assert register_host(api, zone="home\x00lab").status_code == 400
+    body = register_host(api).json()
+
+    response = join(body["join_token"], model="mock\x00echo")
+
+    assert response.status_code == 400 and "model" in response.json()["fields"]
