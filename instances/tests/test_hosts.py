@@ -205,3 +205,15 @@ def test_nul_characters_are_a_400_on_both_doors(seed, api):
     response = join(body["join_token"], model="mock\x00echo")
 
     assert response.status_code == 400 and "model" in response.json()["fields"]
+
+
+def test_a_pool_cannot_choose_a_host_you_run_yourself(seed, api):
+    from autoscaling.pools import Choice, choice_errors
+    from catalog.models import LlmModel
+
+    register_host(api)
+    static_type = InstanceType.objects.get(provider__code="static", code="L4-1-24G")
+
+    errors = choice_errors(LlmModel.objects.get(code="mock-echo"), [Choice(static_type, Zone.objects.get(code="home-lab"))])
+
+    assert errors and "host you run yourself" in errors[0]
