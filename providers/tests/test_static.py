@@ -50,3 +50,19 @@ def test_terminate_detaches_the_machine_and_destroys_nothing():
     assert machine.released_at is not None  # the row stays: the machine was released, not deleted
     assert static.get_server("not-a-uuid", zone="home-lab") is None
     assert static.fetch_catalog(zones=["home-lab"]) == []
+
+
+def test_syncing_the_static_catalog_changes_nothing(seed):
+    from catalog.models import InstanceType, InstanceTypeZone, Provider, Region, Zone
+    from catalog.sync import sync_provider_catalog
+
+    static = Provider.objects.create(code="static", name="Your own machines", adapter="static")
+    zone = Zone.objects.create(region=Region.objects.create(provider=static, code="self-hosted", name="S"),
+                               code="home-lab")
+    box = InstanceType.objects.create(provider=static, code="L4-1-24G", gpu_count=1, vram_per_gpu_gb=24, vcpu=8,
+                                      ram_gb=48, cost_per_hour="0.5")
+    InstanceTypeZone.objects.create(instance_type=box, zone=zone)
+
+    result = sync_provider_catalog(static)
+
+    assert result.offers == 0 and InstanceTypeZone.objects.get().availability == "available"
