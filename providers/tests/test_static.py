@@ -65,4 +65,4 @@ def test_syncing_the_static_catalog_changes_nothing(seed):
 
     result = sync_provider_catalog(static)
 
-    assert result.offers == 0 and InstanceTypeZone.objects.get().availability == "available"
+    assert result.offers == 0 and InstanceTypeZone.objects.get(instance_type=box).availability == "available"
