@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from catalog.models import InstanceType, Provider, Zone
 from instances.credentials import engine_api_key, hash_token
+from instances.draining import DRAIN_SETTLE_S
 from instances.models import Instance, JoinToken
 from instances.status import Status
 from instances.termination import terminate_instance
@@ -217,3 +218,22 @@ def test_a_pool_cannot_choose_a_host_you_run_yourself(seed, api):
     errors = choice_errors(LlmModel.objects.get(code="mock-echo"), [Choice(static_type, Zone.objects.get(code="home-lab"))])
 
     assert errors and "host you run yourself" in errors[0]
+
+
+def test_a_joined_host_drains_like_any_instance_and_is_detached_once_empty(seed, api):
+    answer = join(register_host(api).json()["join_token"], model="mock-echo").json()
+    instance, token = Instance.objects.get(pk=answer["instance_id"]), answer["worker_token"]
+    register(instance, token, model="mock-echo", engine_port=8001)
+    heartbeat(instance, token, model="mock-echo")
+
+    with run_on_commit():
+        drained = api.post(f"/api/instances/{instance.pk}/drain/", {}, format="json")
+    assert drained.status_code == 202 and fresh(instance).status == Status.DRAINING
+    # The drain trusts only a heartbeat sent a moment after it began (instances/draining.py).
+    Instance.objects.filter(pk=instance.pk).update(draining_at=timezone.now() - timedelta(seconds=DRAIN_SETTLE_S + 1))
+    told = heartbeat(instance, token, status="draining", model="mock-echo", in_flight=0,
+                     engine={"running": 0, "waiting": 0})
+
+    assert told.json()["action"] == "drain"
+    assert fresh(instance).status == Status.TERMINATED
+    assert StaticMachine.objects.get(instance_id=str(instance.pk)).released_at is not None
