@@ -72,10 +72,11 @@ def static_placement(*, type_code: str, zone_label: str, price) -> Placement:
     instance_type = _static_types().filter(code=type_code).first()
     if instance_type is None:
         source = _catalog_types().filter(code=type_code).order_by("-active", "provider__code").first()
-        instance_type = InstanceType.objects.create(
-            provider=provider, code=type_code, cost_per_hour=price,
-            **{name: getattr(source, name) for name in COPIED_FIELDS})
-        created.append(instance_type)
+        # get_or_create: two registrations naming a new type at once make one row between them.
+        instance_type, made = InstanceType.objects.get_or_create(
+            provider=provider, code=type_code,
+            defaults={"cost_per_hour": price, **{name: getattr(source, name) for name in COPIED_FIELDS}})
+        created += [instance_type] if made else []
     offer, made = InstanceTypeZone.objects.get_or_create(instance_type=instance_type, zone=zone)
     created += [offer] if made else []
     return Placement(provider=provider, zone=zone, instance_type=instance_type, created=created)

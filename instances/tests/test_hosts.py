@@ -237,3 +237,15 @@ def test_a_joined_host_drains_like_any_instance_and_is_detached_once_empty(seed,
     assert told.json()["action"] == "drain"
     assert fresh(instance).status == Status.TERMINATED
     assert StaticMachine.objects.get(instance_id=str(instance.pk)).released_at is not None
+
+
+def test_a_second_host_of_the_same_type_and_zone_reuses_the_static_rows_at_its_own_price(seed, api):
+    first = register_host(api).json()
+    second = register_host(api, address="10.1.2.4", hourly_price="0.42").json()
+
+    assert InstanceType.objects.filter(provider__code="static").count() == 1
+    assert Zone.objects.filter(region__provider__code="static").count() == 1
+    assert ActionLog.objects.filter(action_type="CATALOG_CREATE").count() == 5  # provider, region, zone, type, offer
+    assert ActionLog.objects.filter(action_type="HOST_REGISTER").count() == 2
+    assert [first["instance"]["cost_per_hour"], second["instance"]["cost_per_hour"]] == ["0.3500", "0.4200"]
+    assert first["join_token"] != second["join_token"]
