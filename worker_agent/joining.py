@@ -27,7 +27,7 @@ import aiohttp
 from . import __version__
 from .backoff import Backoff
 from .config import AgentConfig
-from .control_plane import MAX_RETRY_AFTER_S, REQUEST_TIMEOUT_S, _seconds
+from .control_plane import MAX_RETRY_AFTER_S, REQUEST_TIMEOUT_S, retry_after_seconds
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ async def join_once(session: aiohttp.ClientSession, config: AgentConfig) -> Iden
         async with session.post(config.control_plane_url + JOIN_PATH, json=payload, headers=headers,
                                 timeout=aiohttp.ClientTimeout(total=REQUEST_TIMEOUT_S)) as response:
             status, text = response.status, await response.text()
-            retry_after = _seconds(response.headers.get("Retry-After"))
+            retry_after = retry_after_seconds(response.headers.get("Retry-After"))
     except (aiohttp.ClientError, TimeoutError) as exc:
         raise JoinRetry(f"{JOIN_PATH}: {type(exc).__name__}: {exc}") from None
     answer = _json(text)
