@@ -219,6 +219,8 @@ def _choice_reasons(model: LlmModel | None, choice: Choice) -> list[str]:
     mismatch = offer_rejection_reason(instance_type=instance_type, zone=zone)
     if mismatch:
         return [mismatch]
+    if instance_type.provider.is_static:  # README, "A GPU machine you run yourself"
+        return [f"{instance_type.code} in {zone.code} is a host you run yourself: registered, never rented by a pool"]
     reasons = []
     if not instance_type.provider.active:
         reasons.append(f"provider {instance_type.provider.code} is not active")

@@ -33,6 +33,8 @@ VLLM_MIN_COMPUTE_CAPABILITY = Decimal("7.5")
 # The Mock cloud runs the vLLM-protocol simulator (worker_agent/simulator), not an image.
 SIMULATOR_IMAGE = "simulator"
 MOCK_ROOT_VOLUME_GB = 10
+# The root "volume" of a host the operator runs: its own disk, of which the plan says how much the model needs.
+OWN_DISK = "own"
 
 # Root disk: the GPU OS image, the unpacked engine image, the weights as the Hugging Face cache keeps them
 # (plus room for a download in progress) and a margin for logs; rounded up to whole steps.
@@ -80,6 +82,8 @@ class TypeSpec:
     gpu_count: int
     vram_per_gpu_gb: int
     is_mock: bool = False
+    # A host the operator runs (the static provider): the plan is advice, the root disk is the operator's.
+    operator_run: bool = False
     gpu_model: str = ""
     compute_capability: Decimal | None = None
     # Allowed root volume types -> (min GB, max GB), as the provider's catalog says.
@@ -139,8 +143,13 @@ REFUSAL_KINDS = {
 
 
 def plan_launch(model: ModelSpec, instance_type: TypeSpec) -> LaunchPlan | Refusal:
-    """The plan that serves `model` on `instance_type`, or a Refusal saying why none exists."""
-    if instance_type.is_mock:
+    """The plan that serves `model` on `instance_type`, or a Refusal saying why none exists.
+
+    On a host the operator runs (`operator_run`) the plan is advice: the operator starts vLLM (or, to try
+    Inventiv without a GPU, the simulator for a simulated model), and the disk is theirs, so the plan names
+    the space the model needs on it instead of a volume to rent.
+    """
+    if instance_type.is_mock or (instance_type.operator_run and model.mock_only):
         return _simulator_plan(model, instance_type)
     if model.mock_only:
         return Refusal(f"{model.code} is simulated and runs only on Mock machines", "mock-only")
@@ -153,7 +162,8 @@ def plan_launch(model: ModelSpec, instance_type: TypeSpec) -> LaunchPlan | Refus
     image = _engine_image(instance_type)
     if isinstance(image, Refusal):
         return image
-    volume = _root_volume(model, instance_type)
+    volume = (RootVolume(type=OWN_DISK, size_gb=root_disk_gb(model)) if instance_type.operator_run
+              else _root_volume(model, instance_type))
     if isinstance(volume, Refusal):
         return volume
     fit = _fit_memory(model, instance_type)
@@ -186,7 +196,8 @@ def _simulator_plan(model: ModelSpec, instance_type: TypeSpec) -> LaunchPlan | R
     return LaunchPlan(
         image=SIMULATOR_IMAGE, tensor_parallel_size=1, data_parallel_size=1, max_model_len=context,
         gpu_memory_utilization=GPU_MEMORY_UTILIZATION_STEPS[0],
-        root_volume=RootVolume(type=ROOT_VOLUME_PREFERENCE[0], size_gb=MOCK_ROOT_VOLUME_GB),
+        root_volume=RootVolume(type=OWN_DISK if instance_type.operator_run else ROOT_VOLUME_PREFERENCE[0],
+                               size_gb=MOCK_ROOT_VOLUME_GB),
         secret_env=(), args=(model.code, "--max-model-len", str(context)), kv_cache_tokens=context,
     )
 

@@ -36,6 +36,8 @@ class Provider(models.Model):
     class Adapter(models.TextChoices):
         MOCK = "mock", "Mock cloud"
         SCALEWAY = "scaleway", "Scaleway"
+        # Machines the operator already runs, registered by hand (providers/static.py): nothing is rented.
+        STATIC = "static", "Your own machines"
 
     code = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=100)
@@ -57,6 +59,11 @@ class Provider(models.Model):
     @property
     def is_mock(self) -> bool:
         return self.adapter == self.Adapter.MOCK
+
+    @property
+    def is_static(self) -> bool:
+        """Hosts the operator runs and registers (README, "A GPU machine you run yourself")."""
+        return self.adapter == self.Adapter.STATIC
 
 
 class RegionManager(models.Manager):

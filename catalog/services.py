@@ -30,7 +30,7 @@ def type_spec(instance_type: InstanceType, *, provider: Provider | None = None) 
     provider = provider or instance_type.provider
     return TypeSpec(
         code=instance_type.code, gpu_count=instance_type.gpu_count, vram_per_gpu_gb=instance_type.vram_per_gpu_gb,
-        is_mock=provider.is_mock, gpu_model=instance_type.gpu_model,
+        is_mock=provider.is_mock, operator_run=provider.is_static, gpu_model=instance_type.gpu_model,
         compute_capability=instance_type.compute_capability,
         root_volumes={kind: tuple(limits) for kind, limits in (instance_type.root_volumes or {}).items()},
         engine_image=instance_type.engine_image,

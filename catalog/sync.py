@@ -50,6 +50,8 @@ class SyncResult:
 
 def sync_provider_catalog(provider: Provider, *, adapter: CloudProvider | None = None) -> SyncResult:
     """Fetch `provider`'s GPU catalog for its active zones and store it. A ProviderError propagates."""
+    if provider.is_static:
+        return SyncResult(provider=provider.code)  # nothing is for sale: its rows come from registrations
     zones = {
         zone.code: zone
         for zone in Zone.objects.filter(region__provider=provider, active=True, region__active=True)

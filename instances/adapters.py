@@ -49,6 +49,8 @@ def server_spec(instance: Instance, credentials: MintedCredentials, *, may_exist
     secrets the machine gets; nothing else does. Raises ProviderError (INCOMPATIBLE_MODEL_INSTANCE,
     MISSING_MACHINE_SECRET) when the machine cannot be planned or a secret it needs is set nowhere.
     """
+    if instance.provider.is_static:
+        return _static_spec(instance)
     plan = launch_plan(instance.model, instance.instance_type, provider=instance.provider)
     if not plan.fits:
         raise ProviderError(f"no launch plan for {instance.model.code} on {instance.instance_type.code}: "
@@ -75,6 +77,17 @@ def server_spec(instance: Instance, credentials: MintedCredentials, *, may_exist
         allocation_params=dict(instance.instance_type.allocation_params),
         root_volume_type=plan.root_volume.type, root_volume_gb=plan.root_volume.size_gb,
         runtime_env=env, may_exist=may_exist,
+    )
+
+
+def _static_spec(instance: Instance) -> ServerSpec:
+    """A host the operator runs: attached at the address it was registered with. It gets nothing at start
+    (the operator starts vLLM and the agent, which joins with its join token: instances/joining.py)."""
+    instance_id = str(instance.pk)
+    return ServerSpec(
+        instance_id=instance_id, zone=instance.zone.code, commercial_type=instance.instance_type.code,
+        name=server_name(instance_id), tags=[INVENTIV_TAG, instance_tag(instance_id)],
+        address=instance.public_ip or "",
     )
 
 

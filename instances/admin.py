@@ -4,7 +4,7 @@ from django.contrib import admin, messages
 
 from instances import termination
 from instances.lifecycle import InvalidTransition
-from instances.models import Instance
+from instances.models import Instance, JoinToken
 
 SECRETS = ("worker_token_hash", "engine_api_key_encrypted")
 
@@ -41,3 +41,21 @@ class InstanceAdmin(admin.ModelAdmin):
             except InvalidTransition as exc:
                 self.message_user(request, f"{instance.pk} is {exc.before}: terminate it first.", messages.WARNING)
         self.message_user(request, f"{archived} instance(s) archived.")
+
+
+@admin.register(JoinToken)
+class JoinTokenAdmin(admin.ModelAdmin):
+    """Join tokens of hosts you run yourself: when each expires and whether it was spent. The token itself is
+    never stored (only its hash, not shown); hosts are registered on the Instances page or at /api/hosts/,
+    which show the token once."""
+
+    list_display = ["instance", "created_at", "expires_at", "used_at"]
+    readonly_fields = ["instance", "created_at", "expires_at", "used_at"]
+    exclude = ["token_hash"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False

@@ -11,7 +11,7 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from catalog.runtime_settings import get_setting
-from instances import draining, readiness, requests, termination
+from instances import draining, hosts, readiness, requests, termination
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance
 from instances.selectors import active_instances, archived_instances, instances, status_counts, timeline
@@ -22,13 +22,17 @@ from instances.serializers import (
     InstanceRejectedSerializer,
     InstanceSerializer,
     DrainSerializer,
+    HostCreateSerializer,
+    HostRegisteredSerializer,
     StatusCountsSerializer,
     TerminateSerializer,
 )
 from instances.status import Status
 from instances.sweeps import TERMINATOR_GRACE_S
+from inventiv.api_errors import error_body
 from inventiv.api_params import StableOrderingFilter, query_bool
 from inventiv.enqueue import EnqueueReport, watch_enqueues
+from monitoring.audit import Source
 
 CONFLICT = OpenApiResponse(description="The instance's status does not allow this (the message says why)")
 
@@ -183,6 +187,31 @@ class StatusViewSet(viewsets.ViewSet):
         return Response(StatusCountsSerializer(status_counts()).data)
 
 
+@extend_schema(tags=["instances"])
+class HostViewSet(viewsets.GenericViewSet):
+    """Register a GPU machine you run yourself (staff): it becomes an instance of the static provider, and
+    its agent joins with the one-time join token answered here."""
+
+    serializer_class = HostCreateSerializer
+
+    @extend_schema(request=HostCreateSerializer, responses={201: HostRegisteredSerializer, 400: OpenApiTypes.OBJECT})
+    def create(self, request, *args, **kwargs):
+        body = HostCreateSerializer(data=request.data)
+        if not body.is_valid():
+            fields = {name: str(errors[0]) for name, errors in body.errors.items()}
+            return Response(error_body("invalid", "The host cannot be registered.", fields), status=400)
+        try:
+            host = hosts.clean_host(**body.validated_data)
+        except hosts.HostInvalid as exc:
+            return Response(error_body("invalid", "The host cannot be registered.", exc.fields), status=400)
+        registered = hosts.register_host(host, actor=request.user, source=Source.API)
+        answer = {"instance": registered.instance, "join_token": registered.join_token,
+                  "join_token_expires_at": registered.expires_at, "plan_fits": registered.plan_fits,
+                  "plan_reason": registered.plan_reason}
+        return Response(HostRegisteredSerializer(answer).data, status=status.HTTP_201_CREATED)
+
+
 def register(router):
+    router.register("hosts", HostViewSet, basename="host")
     router.register("instances", InstanceViewSet, basename="instance")
     router.register("status", StatusViewSet, basename="status")

@@ -47,7 +47,10 @@ def runs_worker_agent(instance: Instance) -> bool:
 
 
 def startup_deadline(instance: Instance, *, now: datetime) -> datetime:
-    """When a machine starting now must be ready by (model downloads make agent machines slower)."""
+    """When a machine starting now must be ready by (model downloads make agent machines slower). A host
+    the operator runs has until its join token expires to join, and the install timeout after that."""
+    if instance.provider.is_static:
+        return now + timedelta(seconds=settings.JOIN_TOKEN_TTL_S + get_setting("startup_timeout_install_s"))
     key = "startup_timeout_install_s" if runs_worker_agent(instance) else "startup_timeout_s"
     return now + timedelta(seconds=get_setting(key))
 

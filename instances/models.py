@@ -94,6 +94,21 @@ class Instance(models.Model):
         return STATUS_COLORS.get(self.status, "gray")
 
 
+class JoinToken(models.Model):
+    """The one-time token that lets the worker agent of a host the operator runs join (README, "A GPU machine
+    you run yourself"): shown once at registration, only its SHA-256 kept, valid until `expires_at`, and
+    exchanged once (`used_at`) for the instance's own worker token (instances/joining.py)."""
+
+    instance = models.OneToOneField(Instance, on_delete=models.CASCADE, related_name="join_token")
+    token_hash = models.CharField(max_length=64, unique=True)
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self):
+        return f"join token of {self.instance_id}"
+
+
 class OrphanServer(models.Model):
     """A server carrying Inventiv's tag that no live instance owns, from when a sweep first saw it.
 

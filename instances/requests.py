@@ -19,6 +19,11 @@ from instances.status import ErrorCode, Status
 from monitoring.services import Component, Outcome, record_action
 
 
+# Hosts the operator runs are registered, not requested (README, "A GPU machine you run yourself").
+STATIC_REFUSAL = ("Hosts you run yourself are not rented: register the machine (Instances, Register a host, or "
+                  "POST /api/hosts/) and start its agent with the join token.")
+
+
 def request_instance(*, provider: str | None, zone: str | None, instance_type: str | None, model: str | None,
                      actor=None, pool_id=None) -> Instance:
     """Store a request for a machine; provision it on commit when it is valid.
@@ -101,12 +106,16 @@ def _offer_rejection(req: dict[str, str], found: dict) -> tuple[str, str] | None
     )
     if offer is not None:
         offer_type, zone = offer.instance_type, offer.zone
+        if offer_type.provider.is_static:
+            return ErrorCode.INVALID_PROVIDER, STATIC_REFUSAL
         if offer_type.provider.active and zone.active and zone.region.active and offer_type.active:
             found.update(provider=offer_type.provider, zone=zone, instance_type=offer_type)
             return None
     provider = Provider.objects.filter(code=req["provider"]).first()
     if provider is None or not provider.active:
         return ErrorCode.INVALID_PROVIDER, f"Provider {req['provider']!r} is unknown or inactive."
+    if provider.is_static:
+        return ErrorCode.INVALID_PROVIDER, STATIC_REFUSAL
     found["provider"] = provider
     zone = Zone.objects.select_related("region").filter(region__provider=provider, code=req["zone"]).first()
     if zone is None:

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from catalog.models import InstanceType, LlmModel, Zone
+from catalog.models import InstanceType, LlmModel, Provider, Zone
 from catalog.services import compatible_models
 from instances.models import Instance
 from instances.status import LIVE, Status
@@ -55,8 +55,10 @@ def status_counts() -> dict:
 
 
 def offered_zones() -> QuerySet[Zone]:
+    """Zones a machine can be rented in (hosts you run yourself are registered instead: instances/hosts.py)."""
     return (
         Zone.objects.filter(active=True, region__active=True, region__provider__active=True)
+        .exclude(region__provider__adapter=Provider.Adapter.STATIC)
         .filter(type_offers__instance_type__active=True)
         .select_related("region__provider")
         .distinct()
@@ -78,6 +80,15 @@ def offered_models(instance_type: InstanceType | None) -> QuerySet[LlmModel]:
     if instance_type is None:
         return LlmModel.objects.none()
     return compatible_models(instance_type).filter(active=True).order_by("code")
+
+
+def catalog_instance_types() -> list[str]:
+    """The GPU type codes a host you run yourself may be registered with (each code once)."""
+    return sorted(set(InstanceType.objects.filter(active=True).values_list("code", flat=True)))
+
+
+def active_models() -> QuerySet[LlmModel]:
+    return LlmModel.objects.filter(active=True).order_by("code")
 
 
 def _by_pk(queryset: QuerySet, raw):

@@ -121,3 +121,27 @@ class StatusCountsSerializer(serializers.Serializer):
     by_status = serializers.DictField(
         child=serializers.IntegerField(), help_text=f"Instances per status ({', '.join(Status.values)})"
     )
+
+
+class HostCreateSerializer(serializers.Serializer):
+    """A machine you run yourself (README, "A GPU machine you run yourself"); the service checks the values."""
+
+    address = serializers.CharField(max_length=100, help_text="The machine's IP address: the router connects to "
+                                    "vLLM there, on the port its agent reports")
+    instance_type = serializers.CharField(max_length=CODE_MAX_LENGTH, help_text="Its GPU type: the code of a "
+                                          "catalog instance type (L4-1-24G...), copied into the static provider")
+    zone = serializers.CharField(max_length=100, help_text="A zone label of your choice (home-lab, dc-paris)")
+    hourly_price = serializers.CharField(max_length=30, help_text="What the machine costs you per hour (EUR): "
+                                         "FinOps counts it from registration until it is detached")
+    model = serializers.CharField(max_length=CODE_MAX_LENGTH, required=False, allow_blank=True, help_text=(
+        "The catalog model it will serve; when absent, the one its agent names when it joins"))
+
+
+class HostRegisteredSerializer(serializers.Serializer):
+    instance = InstanceSerializer(read_only=True)
+    join_token = serializers.CharField(read_only=True, help_text="Shown this once (only its hash is kept): give it "
+                                       "to the agent as INVENTIV_JOIN_TOKEN")
+    join_token_expires_at = serializers.DateTimeField(read_only=True)
+    plan_fits = serializers.BooleanField(read_only=True, allow_null=True, help_text=(
+        "Whether the launch planner finds a plan for the model on this GPU type (advice only; null: no model)"))
+    plan_reason = serializers.CharField(read_only=True)

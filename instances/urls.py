@@ -8,6 +8,7 @@ app_name = "instances"
 urlpatterns = [
     path("", views.instance_list, name="list"),
     path("new/", views.instance_create, name="create"),
+    path("hosts/new/", views.host_register, name="host-register"),
     path("options/instance-types/", views.instance_type_options, name="type-options"),
     path("options/models/", views.model_options, name="model-options"),
     path("archived/", views.archived_list, name="archived"),

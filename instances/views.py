@@ -5,25 +5,29 @@ fetches them again every few seconds while it is shown (README, "Using it"). Lin
 without JavaScript a POST redirects back to a whole page.
 """
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from catalog.provider_checks import configuration_problem, unconfigured_providers
-from instances import draining, requests, selectors, termination
+from instances import draining, hosts, requests, selectors, termination
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance
 from instances.status import Status
 from inventiv.enqueue import watch_enqueues
 from inventiv.pages import asks_for, is_fragment, staff_required
+from monitoring.audit import Source
 
 LIST = "instances/list.html"
 DETAIL = "instances/detail.html"
 TRACES = "instances/archived.html"
+HOST = "instances/host_register.html"
+HOST_FIELDS = ("address", "instance_type", "zone", "hourly_price", "model")
 TRACES_PAGE_SIZE = 50
 # Active machines are few; rejected requests pile up until archived. The page shows the newest this many.
 ACTIVE_LIST_LIMIT = 200
@@ -115,6 +119,23 @@ def instance_create(request: HttpRequest) -> HttpResponse:
         queued = "" if enqueues.all_sent else " The task queue is unreachable: a sweep provisions it once it is back."
         messages.success(request, f"Instance {instance.pk} requested.{queued}")
     return redirect("instances:list")
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def host_register(request: HttpRequest) -> HttpResponse:
+    """Register a GPU machine you run yourself; the join token is shown once, on the answer to the POST."""
+    values = {name: request.POST.get(name, "").strip() for name in HOST_FIELDS}
+    context = {"values": values, "types": selectors.catalog_instance_types(), "models": selectors.active_models(),
+               "ttl_h": settings.JOIN_TOKEN_TTL_S / 3600, "public_url": settings.PUBLIC_URL}
+    if request.method == "POST":
+        try:
+            registered = hosts.register_host(hosts.clean_host(**values), actor=request.user, source=Source.PAGE)
+        except hosts.HostInvalid as exc:
+            context["errors"] = exc.fields
+        else:
+            context["registered"] = registered
+    return _render(request, HOST, context)
 
 
 @login_required

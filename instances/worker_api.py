@@ -3,7 +3,8 @@
 Plain Django views rather than DRF: these endpoints speak the agent's small fixed protocol
 (worker_agent/PROTOCOL.md), not the operator API, and their answers come from worker_protocol.py, which the
 heartbeat's ASGI fast path (worker_asgi.py) shares. They authenticate with the instance's worker token
-(`Authorization: Bearer ...`), never a session, so CSRF does not apply.
+(`Authorization: Bearer ...`; the join, with the host's one-time join token in its body), never a session,
+so CSRF does not apply.
 """
 
 from __future__ import annotations
@@ -69,6 +70,12 @@ def register(request: HttpRequest) -> HttpResponse:
 
 
 @worker_endpoint("POST")
+def join(request: HttpRequest) -> HttpResponse:
+    """A host the operator runs: its one-time join token (in the body) for a worker token of its own."""
+    return _json(worker_protocol.answer(worker_protocol.join, request.body))
+
+
+@worker_endpoint("POST")
 def heartbeat(request: HttpRequest) -> HttpResponse:
     return _json(worker_protocol.answer_heartbeat(request.body, _authorization(request)))
 
@@ -92,6 +99,7 @@ def agent_archive(request: HttpRequest) -> HttpResponse:
 
 # Included under /api/worker/ by inventiv/urls.py. No trailing slashes: the paths are the protocol's.
 urlpatterns = [
+    path("join", join, name="worker-join"),
     path("register", register, name="worker-register"),
     path("heartbeat", heartbeat, name="worker-heartbeat"),
     path("install-failed", install_failed, name="worker-install-failed"),

@@ -3,8 +3,9 @@ raw ASGI fast path (worker_asgi.py) both answer through here, so the protocol (w
 is written once.
 
 An answer is (HTTP status, JSON object): 200 with the result; 400 with every bad field; 401 for any token
-problem (the same answer whether or not the instance exists); 405 for another method; 409 when a heartbeat
-comes before the registration; 413 for a body far larger than any the agent sends; 503 while the database
+problem (the same answer whether or not the instance exists); 403 for a join token spent, expired or of a
+host that is gone; 405 for another method; 409 when a heartbeat comes before the registration, or a join
+before its host is attached; 413 for a body far larger than any the agent sends; 503 while the database
 cannot be reached (the HTTP layers add `Retry-After`: `retry_after_headers`), which the agent waits out.
 """
 
@@ -14,6 +15,7 @@ import json
 from collections.abc import Callable
 
 from instances.agent_install import report_install_failure, validate_install_failure
+from instances.joining import JoinRefused, JoinTooEarly, join_host
 from instances.models import Instance
 from instances.workers import NotRegistered, WorkerAuthFailed, accept_heartbeat, authenticate_worker, register_worker
 from inventiv.unavailable import DATABASE_ERRORS, RETRY_AFTER_S, note_unavailable
@@ -42,6 +44,10 @@ def answer(handler: Callable[..., dict], *args) -> Answer:
         return 401, {"error": str(exc)}
     except NotRegistered:
         return 409, {"error": "not registered"}
+    except JoinRefused as exc:
+        return 403, {"error": str(exc)}
+    except JoinTooEarly as exc:
+        return 409, {"error": str(exc)}
     except DATABASE_ERRORS as exc:
         note_unavailable(f"worker {handler.__name__}", exc)
         return UNAVAILABLE
@@ -90,6 +96,11 @@ def registration(body: bytes, authorization: str) -> dict:
     payload = json_object(body)
     instance = authenticated(payload.get("instance_id"), authorization)
     return register_worker(instance, validate_registration(payload))
+
+
+def join(body: bytes) -> dict:
+    """A host the operator runs joins: its join token for a worker token (instances/joining.py)."""
+    return join_host(json_object(body))
 
 
 def install_failure(body: bytes, authorization: str, named_instance) -> dict:

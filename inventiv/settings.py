@@ -325,6 +325,10 @@ if INVENTIV_MOCK_RUNTIME not in MOCK_RUNTIMES:
         f"INVENTIV_MOCK_RUNTIME={INVENTIV_MOCK_RUNTIME!r} is not one of {', '.join(MOCK_RUNTIMES)}"
     )
 
+# How long the join token of a host the operator registers stays valid (README, "A GPU machine you run
+# yourself"); a host whose agent has not joined by then (plus the install startup timeout) fails.
+JOIN_TOKEN_TTL_S = env_int("INVENTIV_JOIN_TOKEN_TTL_S", 24 * 3600, minimum=60)
+
 # --- Prometheus (/metrics) -------------------------------------------------------------------
 def _networks(name: str, default: str) -> list:
     try:

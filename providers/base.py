@@ -101,6 +101,8 @@ class ServerSpec:
     # Values the machine needs at start (worker token, engine API key, model). The Mock process runtime
     # passes them as environment variables; cloud adapters ignore them (they travel in user_data).
     runtime_env: dict = field(default_factory=dict, repr=False)
+    # A machine that exists already (the static provider): where it is reached. Clouds ignore it.
+    address: str = ""
     # False when no earlier attempt can have created this instance's server (its first create): the
     # adapter then skips looking for one, which costs a provider call (a query on the Mock).
     may_exist: bool = True

@@ -1,4 +1,5 @@
-"""What providers persist: the Mock cloud's servers and injected faults, and the locks that keep two workers
+"""What providers persist: the Mock cloud's servers and injected faults, the machines operators attached
+(the static provider), and the locks that keep two workers
 from doing the same thing at a real cloud at once.
 
 All live in the database so that every process (web, several Celery workers, a test) sees the same
@@ -102,6 +103,32 @@ class MockFault(models.Model):
 
     def __str__(self):
         return f"{self.kind} x{'∞' if self.remaining is None else self.remaining}"
+
+
+class StaticMachine(models.Model):
+    """A machine the operator runs, attached to Inventiv (providers/static.py): the static provider's whole
+    inventory. Nothing here is rented: `released_at` is when Inventiv let go of it (the machine still runs)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    zone = models.CharField(max_length=50)
+    name = models.CharField(max_length=200)
+    commercial_type = models.CharField(max_length=60)
+    address = models.GenericIPAddressField()
+    tags = models.JSONField(default=list, blank=True)
+    instance_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["instance_id"],
+                                    condition=Q(released_at__isnull=True) & ~Q(instance_id=""),
+                                    name="staticmachine_one_attached_per_instance")
+        ]
+
+    def __str__(self):
+        return f"{self.name} ({self.address})"
 
 
 class ProviderLock(models.Model):

@@ -8,6 +8,7 @@ from providers.base import CloudProvider, ProviderError
 ADAPTERS = {
     "mock": "providers.mock.MockProvider",
     "scaleway": "providers.scaleway.ScalewayProvider",
+    "static": "providers.static.StaticProvider",
 }
 
 

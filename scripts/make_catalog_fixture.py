@@ -123,6 +123,8 @@ ACTION_TYPES = [
     ("PROVIDER_GET_IP", "Public IP obtained", "globe", "orange", "provider"),
     ("INSTANCE_CREATED", "Instance created", "check-circle", "green", "lifecycle"),
     ("WORKER_REGISTERED", "Worker registered", "cpu", "sky", "worker"),
+    # The agent of a host the operator runs spent its join token for a worker token (instances/joining.py).
+    ("WORKER_JOINED", "Worker joined", "link", "sky", "worker"),
     ("WORKER_VLLM_HTTP_OK", "Engine answers HTTP", "activity", "sky", "worker"),
     ("WORKER_MODEL_LOADED", "Model loaded", "box", "sky", "worker"),
     ("HEALTH_CHECK", "Health check", "heart", "teal", "health"),
@@ -174,6 +176,8 @@ ACTION_TYPES = [
     ("MOCK_AGENT_KILL", "Mock agent killed", "x-circle", "red", "audit"),
     ("MOCK_ENGINE_CRASH", "Mock engine crashed", "alert-octagon", "red", "audit"),
     ("MOCK_SERVER_DELETE", "Mock server deleted", "trash-2", "red", "audit"),
+    # A GPU machine the operator runs was registered, and its join token issued (instances/hosts.py).
+    ("HOST_REGISTER", "Host registered", "link", "green", "audit"),
 ]
 
 

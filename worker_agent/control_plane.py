@@ -59,7 +59,7 @@ class ControlPlaneClient:
             ) as response:
                 status = response.status
                 text = await response.text()
-                retry_after = _seconds(response.headers.get("Retry-After"))
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ControlPlaneError(f"{path}: {type(exc).__name__}: {exc}") from None
         if status == 401:
@@ -77,7 +77,7 @@ class ControlPlaneClient:
         return body
 
 
-def _seconds(retry_after: str | None) -> float | None:
+def retry_after_seconds(retry_after: str | None) -> float | None:
     """A `Retry-After` in seconds (the form the control plane sends), bounded; None when absent or a date."""
     try:
         seconds = float(retry_after) if retry_after else None

@@ -229,3 +229,28 @@ def test_no_seeded_plan_asks_for_a_local_volume_on_a_block_only_type(seed, type_
         if plan.fits:
             low, high = instance_type.root_volumes[plan.root_volume.type]
             assert plan.root_volume.type == "sbs_volume" and low <= plan.root_volume.size_gb <= high
+
+
+# --- Hosts the operator runs (the static provider) --------------------------------------------
+
+
+def test_a_host_the_operator_runs_is_planned_on_its_gpus_with_its_own_disk():
+    plan = plan_launch(QWEN_7B, gpus(1, 24, root_volumes={}, operator_run=True))
+
+    assert plan.fits and plan.image == VLLM_IMAGE and plan.tensor_parallel_size == 1
+    # No volume is rented: the plan says how much of the operator's disk the model needs.
+    assert (plan.root_volume.type, plan.root_volume.size_gb) == ("own", 80)
+
+
+def test_a_host_the_operator_runs_may_serve_a_simulated_model_without_a_gpu_facts():
+    echo = ModelSpec(code="mock-echo", max_context=8192, mock_only=True)
+
+    plan = plan_launch(echo, TypeSpec(code="my-box", gpu_count=1, vram_per_gpu_gb=24, operator_run=True))
+
+    assert plan.fits and plan.image == SIMULATOR_IMAGE and plan.root_volume.type == "own"
+
+
+def test_a_host_the_operator_runs_still_gets_the_planners_refusal_as_advice():
+    plan = plan_launch(LLAMA_70B, gpus(1, 24, root_volumes={}, operator_run=True))
+
+    assert not plan.fits and plan.kind == "vram"

@@ -22,9 +22,16 @@ class StubControlPlane:
         self.retry_after: str | None = None  # the Retry-After header sent with fail_status
         self.rejected_at: list[float] = []  # time.monotonic() of each refused call
         self._registered: set[str] = set()
+        # The join of a host the operator runs: `join_token` is spent for (`joined_instance`, `token`).
+        self.join_token: str | None = None
+        self.joined_instance = "inst-joined-1"
+        self.joins: list[dict[str, Any]] = []
+        self.join_spent = False
+        self.join_failures: list[int] = []  # statuses to answer the next joins with, first first
         self.app = web.Application()
         self.app.router.add_post("/api/worker/register", self._register)
         self.app.router.add_post("/api/worker/heartbeat", self._heartbeat)
+        self.app.router.add_post("/api/worker/join", self._join)
 
     def forget(self) -> None:
         """Lose every registration, as a control plane restored from an old backup would."""
@@ -62,6 +69,21 @@ class StubControlPlane:
             return web.json_response({"error": "not registered"}, status=409)
         self.heartbeats.append(body)
         return web.json_response({"action": self.action, "heartbeat_interval_s": self.heartbeat_interval_s})
+
+    async def _join(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.joins.append(body)
+        if self.join_failures:
+            status = self.join_failures.pop(0)
+            return web.json_response({"error": f"refused with {status}"}, status=status,
+                                     headers={"Retry-After": "0"} if status == 503 else None)
+        if self.join_token is None or body.get("join_token") != self.join_token:
+            return web.json_response({"error": "invalid join token"}, status=401)
+        if self.join_spent:
+            return web.json_response({"error": "join token already used"}, status=403)
+        self.join_spent = True
+        return web.json_response({"instance_id": self.joined_instance, "worker_token": self.token,
+                                  "heartbeat_interval_s": self.heartbeat_interval_s})
 
     def serve(self, port: int = 0) -> AppThread:
         return AppThread(self.app, port=port).start()

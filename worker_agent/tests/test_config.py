@@ -51,3 +51,31 @@ def test_it_keeps_secrets_out_of_its_repr_and_printed_commands():
 
 def test_it_starts_no_engine_in_attach_mode():
     assert engine_command(load_config(["--engine-mode", "attach"], BASE)) is None
+
+
+# --- A host the operator runs: a join token instead of an identity ------------------------------------
+
+JOINING = {"INVENTIV_CONTROL_PLANE_URL": "https://cp.example", "INVENTIV_JOIN_TOKEN": "inv-join-secret",
+           "INVENTIV_MODEL": "mock-echo", "INVENTIV_ENGINE_API_KEY": "ek-operator-123"}
+
+
+def test_a_join_token_stands_for_the_instance_id_and_the_worker_token():
+    config = load_config(["--engine-mode", "attach", "--engine-port", "8001"], JOINING)
+
+    assert config.needs_join and (config.instance_id, config.worker_token) == ("", "")
+    assert config.state_dir == "/var/lib/inventiv-agent"
+    assert "inv-join-secret" in config.secrets and "inv-join-secret" not in repr(config)
+    joined = config.with_identity("inst-9", "wt-9")
+    assert not joined.needs_join and (joined.instance_id, joined.worker_token) == ("inst-9", "wt-9")
+    assert load_config([], {**JOINING, "INVENTIV_AGENT_STATE_DIR": "/srv/agent"}).state_dir == "/srv/agent"
+
+
+def test_a_join_needs_the_engine_key_and_an_agent_without_any_identity_is_told_about_join_tokens():
+    with pytest.raises(ConfigError, match="INVENTIV_ENGINE_API_KEY"):
+        load_config([], {k: v for k, v in JOINING.items() if k != "INVENTIV_ENGINE_API_KEY"})
+    with pytest.raises(ConfigError, match="INVENTIV_INSTANCE_ID, INVENTIV_WORKER_TOKEN .*INVENTIV_JOIN_TOKEN"):
+        load_config([], {k: v for k, v in JOINING.items() if k != "INVENTIV_JOIN_TOKEN"})
+
+
+def test_an_agent_given_its_identity_does_not_join_even_with_a_join_token():
+    assert not load_config([], {**BASE, "INVENTIV_JOIN_TOKEN": "inv-join-secret"}).needs_join
