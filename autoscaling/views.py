@@ -15,12 +15,14 @@ from autoscaling import selectors
 from autoscaling.forms import PoolForm
 from autoscaling.models import Pool
 from autoscaling.pools import PoolInUse, delete_pool, set_pool_enabled
-from inventiv.pages import is_fragment, staff_required
+from inventiv.pages import asks_for, is_fragment, staff_required
 from monitoring.audit import Source
 
 LIST = "autoscaling/pools.html"
 DETAIL = "autoscaling/pool_detail.html"
 DELETE = "autoscaling/pool_delete.html"
+# The list page's live part (README, "Using it").
+LIVE_TARGET = "pools-live"
 # The detail page's chart and history cover this much time.
 CHART_MINUTES = 60
 
@@ -54,7 +56,10 @@ def _detail_context(pool: Pool, **extra) -> dict:
 @login_required
 @require_GET
 def pool_list(request: HttpRequest) -> HttpResponse:
+    """The whole page, or its table alone (what the page refreshes every few seconds)."""
     context = {"pools": selectors.pool_list()}
+    if asks_for(request, LIVE_TARGET):
+        return _render(request, f"{LIST}#live", context)
     if request.user.is_staff:
         context["form"] = PoolForm()
     return _render(request, LIST, context)
@@ -63,7 +68,7 @@ def pool_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def pool_row(request: HttpRequest, name: str) -> HttpResponse:
-    """One row of the list (it refreshes itself while the pool is converging)."""
+    """One row of the list (what a pool action swaps; the list itself refreshes as a whole)."""
     return _render(request, f"{LIST}#row", {"pool": _pool(name)})
 
 
@@ -86,7 +91,7 @@ def pool_create(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def pool_detail(request: HttpRequest, name: str) -> HttpResponse:
-    """The whole page, or its live part (size, members, chart, decisions) that refreshes while converging."""
+    """The whole page, or its live part (size, members, chart, decisions) that the page refreshes."""
     pool = _pool(name)
     if is_fragment(request):
         return _render(request, f"{DETAIL}#live", _detail_context(pool))

@@ -9,6 +9,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
 SECONDS_PER_HOUR = Decimal(3600)
 MICROSECONDS_PER_SECOND = Decimal(1_000_000)
 # Stored per-minute amounts (finops.models.AMOUNT_PLACES) and the precision totals are shown with.
@@ -117,9 +118,16 @@ def parse_window(raw: str) -> timedelta:
     return window
 
 
+def floor_to(moment: datetime, step: timedelta) -> datetime:
+    """The start (UTC) of the minute, hour or day bucket that holds `moment`."""
+    if step == DAY:
+        return day_start(moment)
+    return floor_hour(moment) if step == HOUR else floor_minute(moment)
+
+
 def bucket_starts(*, start: datetime, end: datetime, step: timedelta) -> list[datetime]:
-    """Aligned bucket starts covering [start, end): minute or hour buckets."""
-    current = floor_hour(start) if step == HOUR else floor_minute(start)
+    """Aligned bucket starts covering [start, end): minute, hour or day (UTC) buckets."""
+    current = floor_to(start, step)
     starts = []
     while current < end:
         starts.append(current)

@@ -12,9 +12,10 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from django.db.models import F, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce, TruncHour
+from django.db.models.functions import Coalesce, TruncDay, TruncHour
 from django.utils import timezone
 
+from autoscaling.models import Pool
 from finops import calc
 from finops.models import Budget, CostMinute
 from instances.models import Instance
@@ -31,7 +32,10 @@ SPEND_WINDOWS = {"last_hour": timedelta(hours=1), "last_day": timedelta(days=1),
 MAX_SERIES = 10
 MAX_MINUTE_BUCKET_WINDOW = timedelta(hours=24)
 DEFAULT_MINUTE_BUCKET_WINDOW = timedelta(hours=6)
-BUCKETS = {"minute": calc.MINUTE, "hour": calc.HOUR}
+BUCKETS = {"minute": calc.MINUTE, "hour": calc.HOUR, "day": calc.DAY}
+# The FinOps page's bars: per minute up to 6 hours, per hour up to a day, per day (UTC, dated) beyond.
+PAGE_MINUTE_BARS_UP_TO = timedelta(hours=6)
+PAGE_HOURLY_BARS_UP_TO = timedelta(hours=24)
 # A budget shows as an alert on the dashboard from this share of its amount on (percent).
 ALERT_FROM_PERCENT = 80
 RATE_QUANTUM = Decimal("0.01")
@@ -95,14 +99,42 @@ def default_bucket(window: timedelta) -> str:
     return "minute" if window <= DEFAULT_MINUTE_BUCKET_WINDOW else "hour"
 
 
+def page_bucket(window: timedelta) -> str:
+    """The FinOps page's bar for a window: minutes for 6 h, hours for 24 h, days for 7 and 30 days."""
+    if window <= PAGE_MINUTE_BARS_UP_TO:
+        return "minute"
+    return "hour" if window <= PAGE_HOURLY_BARS_UP_TO else "day"
+
+
+def page_start(window: timedelta, *, now: datetime) -> datetime:
+    """Where the page's window starts: at the start of its first bar, so that it shows whole bars (the last one
+    still running), `window` of them in all, and its bars, breakdowns and total add up."""
+    step = BUCKETS[page_bucket(window)]
+    return calc.floor_to(now, step) - (window - step)
+
+
+def pool_names(pool_ids) -> dict[str, str]:
+    """{pool id (as CostMinute keeps it): the pool's name}; a pool deleted since keeps its id."""
+    numeric = [int(pool_id) for pool_id in pool_ids if str(pool_id).isdigit()]
+    names = {str(pk): name for pk, name in Pool.objects.filter(pk__in=numeric).values_list("pk", "name")}
+    return {str(pool_id): names.get(str(pool_id), str(pool_id)) for pool_id in pool_ids}
+
+
+def named_by_pool(rows: list[dict]) -> list[dict]:
+    """`spend_by("pool", ...)` rows with each key replaced by the pool's name (what people read)."""
+    names = pool_names([row["key"] for row in rows if row["key"] != NO_GROUP])
+    return [{**row, "key": names.get(row["key"], row["key"])} for row in rows]
+
+
 def spend_series(*, start: datetime, end: datetime, bucket: str, group_by: str | None) -> dict:
-    """Spend per bucket (minute or hour) over [start, end), one aligned array per group (or one total)."""
+    """Spend per bucket (minute, hour or UTC day) over [start, end), one aligned array per group (or one total)."""
     step = BUCKETS[bucket]
     buckets = calc.bucket_starts(start=start, end=end, step=step)
     rows = cost_minutes(start=buckets[0] if buckets else start, end=end).order_by()
-    at = "minute" if bucket == "minute" else "hour_start"
-    if bucket == "hour":
-        rows = rows.annotate(hour_start=TruncHour("minute", tzinfo=UTC))
+    at = "minute" if bucket == "minute" else "bucket_start"
+    if bucket != "minute":
+        truncate = TruncHour if bucket == "hour" else TruncDay
+        rows = rows.annotate(bucket_start=truncate("minute", tzinfo=UTC))
     field = GROUPS.get(group_by or "")
     if field:
         values = rows.values(at, field).annotate(total=Sum("amount"))

@@ -11,7 +11,7 @@ from django.utils import timezone
 from catalog.models import InstanceType, LlmModel, Zone
 from catalog.services import compatible_models
 from instances.models import Instance
-from instances.status import Status
+from instances.status import LIVE, Status
 from instances.freshness import stale_after_s
 from monitoring.heartbeats import heartbeat_age_s
 from monitoring.models import ActionLog, HeartbeatSample, WorkerState
@@ -37,12 +37,15 @@ def timeline(instance: Instance) -> list[ActionLog]:
 
 
 def status_counts() -> dict:
-    """How many instances are in each status (every status listed), all of them, and those not archived."""
+    """How many instances are in each status (every status listed), all of them, the active ones (live:
+    requested, starting, serving or draining; never terminated or failed) and those the list shows (not
+    archived)."""
     by_status = dict.fromkeys(Status.values, 0)
     for row in Instance.objects.order_by().values("status").annotate(rows=Count("*")):
         by_status[row["status"]] = row["rows"]
     total = sum(by_status.values())
-    return {"total": total, "active": total - by_status[Status.ARCHIVED], "by_status": by_status}
+    return {"total": total, "active": sum(by_status[status] for status in LIVE),
+            "listed": total - by_status[Status.ARCHIVED], "by_status": by_status}
 
 
 # --- Create form ----------------------------------------------------------------------------

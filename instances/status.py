@@ -91,9 +91,31 @@ REINSTALLABLE = frozenset({S.READY, S.STARTUP_FAILED, S.FAILED})
 # Only a serving instance with nothing else under way can be drained.
 DRAINABLE = frozenset({S.READY})
 
-# Badge colour of each status in the dashboard.
-STATUS_COLORS = {
-    S.PROVISIONING: "blue", S.BOOTING: "blue", S.INSTALLING: "purple", S.STARTING: "sky",
-    S.READY: "green", S.DRAINING: "yellow", S.TERMINATING: "orange", S.TERMINATED: "gray",
-    S.ARCHIVED: "gray", S.PROVISIONING_FAILED: "red", S.STARTUP_FAILED: "red", S.FAILED: "red",
+# Own, or may soon own, a server: the dashboard offers Terminate for these (a rejected request owns none).
+OFFER_TERMINATE = TERMINABLE - ENDED
+
+
+class Family(models.TextChoices):
+    """How a status reads at a glance: each family has one colour, shared by every page (README, "Using it")."""
+
+    LIVE = "live", "Live"  # serving
+    TRANSITIONAL = "transitional", "Transitional"  # on its way somewhere: a sweep keeps it moving
+    FAILED = "failed", "Failed"  # stopped with an error code
+    ENDED = "ended", "Ended"  # gone: neutral, nothing to watch
+
+
+# The family of every status, from the named sets above (a test checks each status is in exactly one).
+STATUS_FAMILIES = {
+    **dict.fromkeys(SERVING - TRANSITIONAL, Family.LIVE),
+    **dict.fromkeys(TRANSITIONAL, Family.TRANSITIONAL),
+    **dict.fromkeys(FAILED, Family.FAILED),
+    **dict.fromkeys(GONE, Family.ENDED),
 }
+# The colour name of each family: the API's `status_color`, and the badge's CSS class `status-<family>`.
+FAMILY_COLORS = {Family.LIVE: "green", Family.TRANSITIONAL: "blue", Family.FAILED: "red", Family.ENDED: "gray"}
+STATUS_COLORS = {status: FAMILY_COLORS[family] for status, family in STATUS_FAMILIES.items()}
+
+
+def status_family(status: str) -> str:
+    """The family of `status` (an unknown status reads as ended: neutral)."""
+    return STATUS_FAMILIES.get(status, Family.ENDED)

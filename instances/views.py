@@ -1,7 +1,7 @@
 """The Instances pages: the active list with its create form, one instance with its timeline, the traces.
 
-Rows (and the detail panel) in a transitional status poll their own URL every few seconds; a stable one
-renders without the trigger, so polling stops by itself. Links keep their href and forms their action:
+The list's rows and counts, and the detail page's panels, are live regions (static/js/live.js): the page
+fetches them again every few seconds while it is shown (README, "Using it"). Links keep their href and forms their action:
 without JavaScript a POST redirects back to a whole page.
 """
 
@@ -13,12 +13,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
+from catalog.provider_checks import configuration_problem, unconfigured_providers
 from instances import draining, requests, selectors, termination
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance
 from instances.status import Status
 from inventiv.enqueue import watch_enqueues
-from inventiv.pages import is_fragment, staff_required
+from inventiv.pages import asks_for, is_fragment, staff_required
 
 LIST = "instances/list.html"
 DETAIL = "instances/detail.html"
@@ -28,6 +29,8 @@ TRACES_PAGE_SIZE = 50
 ACTIVE_LIST_LIMIT = 200
 # The id of the detail page's refreshable panel; an HTMX request aimed at it gets the panel, else the row.
 DETAIL_TARGET = "instance-detail"
+# The list page's live part (rows and counts), refreshed every few seconds (README, "Using it").
+LIVE_TARGET = "instances-live"
 
 
 def _get_instance(pk) -> Instance:
@@ -54,13 +57,17 @@ def _render_instance(request: HttpRequest, instance: Instance, **extra) -> HttpR
 @login_required
 @require_GET
 def instance_list(request: HttpRequest) -> HttpResponse:
+    """The whole page, or its live part (rows and counts) that the page refreshes every few seconds."""
     context = {
         "instances": selectors.with_heartbeats(selectors.active_instances()[:ACTIVE_LIST_LIMIT]),
         "limit": ACTIVE_LIST_LIMIT,
         "counts": selectors.status_counts(),
-        "zones": selectors.offered_zones(),
     }
-    return _render(request, LIST, context)
+    if asks_for(request, LIVE_TARGET):
+        return _render(request, f"{LIST}#live", context)
+    zones = selectors.offered_zones()
+    unconfigured = unconfigured_providers({zone.region.provider for zone in zones})
+    return _render(request, LIST, {**context, "zones": zones, "unconfigured": unconfigured})
 
 
 @login_required
@@ -83,6 +90,15 @@ def model_options(request: HttpRequest) -> HttpResponse:
 @staff_required
 @require_POST
 def instance_create(request: HttpRequest) -> HttpResponse:
+    zone = selectors.chosen_zone(request.POST.get("zone"))
+    problem = configuration_problem(zone.region.provider) if zone is not None else ""
+    if problem:
+        # Refused before anything is stored or rented (README, "Providers"): nothing to watch fail.
+        refusal = f"Not requested: {zone.region.provider.name} is not configured. {problem}"
+        if is_fragment(request):
+            return _render(request, f"{LIST}#refused", {"refusal": refusal})
+        messages.error(request, refusal)
+        return redirect("instances:list")
     codes = selectors.request_codes(
         zone_id=request.POST.get("zone"),
         instance_type_id=request.POST.get("instance_type"),

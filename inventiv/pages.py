@@ -24,3 +24,9 @@ def staff_required(view):
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def asks_for(request: HttpRequest, target_id: str) -> bool:
+    """An HTMX request aimed at the element with this id (a live region's refresh, a filter form's swap):
+    it gets that element's partial only (README, "Using it": live pages)."""
+    return is_fragment(request) and request.htmx.target == target_id

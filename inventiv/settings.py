@@ -181,7 +181,7 @@ REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         # `Authorization: Token <token>`; only the token's hash is stored (django-rest-knox).
-        "knox.auth.TokenAuthentication",
+        "inventiv.api_tokens.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["inventiv.permissions.IsStaffOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "inventiv.pagination.PageNumberPagination",
@@ -342,6 +342,8 @@ INVENTIV_METRICS_ALLOWED_IPS = _networks("INVENTIV_METRICS_ALLOWED_IPS", "127.0.
 # operator opens the machines to the internet on purpose (the dashboard then says so).
 CONTROL_PLANE_CIDRS = [str(net) for net in _networks("INVENTIV_CONTROL_PLANE_CIDRS", "")]
 ALLOW_PUBLIC_ENGINES = env_bool("INVENTIV_ALLOW_PUBLIC_ENGINES", False)
+# How often a dashboard page that shows changing state refreshes its live part (README, "Using it").
+LIVE_REFRESH_S = env_int("INVENTIV_LIVE_REFRESH_S", 5, minimum=1)
 # Optional SSH to the machines, from these networks, with this public key (an `ssh-ed25519 AAAA...` line).
 SSH_CIDRS = [str(net) for net in _networks("INVENTIV_SSH_CIDRS", "")]
 SSH_PUBLIC_KEY = env_str("INVENTIV_SSH_PUBLIC_KEY").strip()

@@ -133,11 +133,12 @@ class WorkerState(models.Model):
         return WORKER_STATUS_COLORS.get(self.status, "gray")
 
 
-# Badge colour of each worker status in the dashboard.
+# Badge colour of each worker status in the dashboard: the colours of the instance status families
+# (instances/status.py, FAMILY_COLORS): serving green, on its way blue, error red.
 WORKER_STATUS_COLORS = {
-    WorkerState.WorkerStatus.STARTING: "sky",
+    WorkerState.WorkerStatus.STARTING: "blue",
     WorkerState.WorkerStatus.READY: "green",
-    WorkerState.WorkerStatus.DRAINING: "yellow",
+    WorkerState.WorkerStatus.DRAINING: "blue",
     WorkerState.WorkerStatus.ERROR: "red",
 }
 

@@ -8,7 +8,7 @@ from django.shortcuts import render
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET
 
-from monitoring.filters import ActionLogFilter, is_narrowed
+from monitoring.filters import WINDOW_LABELS, ActionLogFilter, is_narrowed
 from monitoring.models import ActionLog
 from monitoring.selectors import MAX_OFFSET, action_log_page, action_log_stats, action_logs, action_types_by_code
 from monitoring.serializers import ActionLogSerializer
@@ -47,12 +47,17 @@ def action_log(request: HttpRequest) -> HttpResponse:
         "next_url": _next_page_url(request, offset + PAGE_SIZE) if has_more else None,
     }
     if request.htmx and not request.htmx.history_restore_request and offset > 0:
+        # Older rows loaded by scrolling hold the live refresh back, which would take them away again.
+        context["older"] = True
         template = f"{PAGE}#rows"
     else:
         context["stats"] = action_log_stats(
             matching, narrowed=is_narrowed(request.GET), status=request.GET.get("status")
         ) if filterset.is_valid() else None
-        context["action_types"] = sorted(action_types_by_code())
+        # Labels, as the timeline shows them; the codes stay the values (and the API's vocabulary).
+        context["action_types"] = sorted(((code, action_type.label) for code, action_type in
+                                          action_types_by_code().items()), key=lambda pair: pair[1].lower())
+        context["windows"] = list(WINDOW_LABELS.items())
         context["components"] = ActionLog.Component.choices
         context["statuses"] = ActionLog.Status.choices
         context["selected_types"] = request.GET.getlist("action_type")

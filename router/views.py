@@ -11,7 +11,7 @@ from django.utils import timezone
 from django.utils.cache import patch_vary_headers
 from django.views.decorators.http import require_GET, require_POST
 
-from inventiv.pages import is_fragment, staff_required
+from inventiv.pages import asks_for, is_fragment, staff_required
 from monitoring.audit import Source
 from router import selectors, services
 from router.forms import ApiKeyForm, TraceFilterForm
@@ -22,6 +22,8 @@ TRACES = "router/traces.html"
 MODELS = "router/models.html"
 PLAYGROUND = "router/playground.html"
 TRACES_PAGE_SIZE = 50
+# The Models page's live part (README, "Using it").
+MODELS_LIVE_TARGET = "models-live"
 
 
 def _render(request: HttpRequest, template: str, context: dict) -> HttpResponse:
@@ -80,8 +82,9 @@ def trace_list(request: HttpRequest) -> HttpResponse:
     rows = list(form.traces()[start:start + TRACES_PAGE_SIZE + 1])
     query = request.GET.copy()
     query["page"] = page + 1
+    # Older pages, loaded by scrolling, hold the live refresh back (it would take them away again).
     context = {"form": form, "traces": rows[:TRACES_PAGE_SIZE], "next_query": query.urlencode(),
-               "has_next": len(rows) > TRACES_PAGE_SIZE}
+               "has_next": len(rows) > TRACES_PAGE_SIZE, "older": page > 1}
     template = f"{TRACES}#rows" if is_fragment(request) else TRACES
     return _render(request, template, context)
 
@@ -89,7 +92,9 @@ def trace_list(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def model_list(request: HttpRequest) -> HttpResponse:
-    return _render(request, MODELS, {"models": selectors.served_models(now=timezone.now())})
+    """The whole page, or its table alone (what the page refreshes every few seconds)."""
+    template = f"{MODELS}#live" if asks_for(request, MODELS_LIVE_TARGET) else MODELS
+    return _render(request, template, {"models": selectors.served_models(now=timezone.now())})
 
 
 @login_required

@@ -76,17 +76,17 @@ def test_the_pools_page_lists_each_pool_with_its_size_and_last_reason(viewer):
     assert 'href="/pools/"' in html and ">Pools<" in html  # in the nav
     assert 'id="pool-echo"' in html and 'data-size="1" data-desired="2"' in html
     assert "scale up: load 9 over target 8" in html and "MOCK-GPU-S · mock-eu-1" in html
-    # One member short of the desired size: the row refreshes itself until the pool settles.
-    assert 'hx-get="/pools/echo/row/"' in html
+    # One member short of the desired size: converging (the whole table refreshes itself, README "Using it").
+    assert 'data-converging="true"' in html and '<section id="pools-live" data-live>' in html
     assert "pool-create-form" not in html  # viewers get no form
 
 
-def test_a_settled_pool_row_does_not_poll(viewer):
+def test_a_settled_pool_row_is_not_converging(viewer):
     pool = new_pool()
     make_instance(status=Status.READY, with_server=False, pool=pool)
     Pool.objects.filter(pk=pool.pk).update(desired_size=1)
 
-    assert 'hx-get="/pools/echo/row/"' not in viewer.get("/pools/").content.decode()
+    assert 'data-converging="false"' in viewer.get("/pools/").content.decode()
 
 
 def test_staff_create_a_pool_through_the_form(staff):
@@ -167,7 +167,7 @@ def test_the_live_part_refreshes_alone_while_the_pool_converges(staff):
 
     html = response.content.decode()
     assert html.lstrip().startswith('<section id="pool-live" data-converging="true"')
-    assert 'hx-trigger="every 5s"' in html
+    assert 'data-live>' in html
 
 
 def test_editing_a_pool_saves_through_the_service(staff):

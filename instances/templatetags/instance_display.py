@@ -9,7 +9,8 @@ from django import template
 
 from instances.lifecycle import can_transition
 from instances.models import Instance
-from instances.status import DRAINABLE, ENDED, TERMINABLE, Status
+from instances.status import DRAINABLE, ENDED, OFFER_TERMINATE, SHUTDOWN, Status
+from instances.status import status_family as family_of
 from monitoring.models import HeartbeatSample
 
 register = template.Library()
@@ -57,12 +58,32 @@ def can_drain(instance: Instance) -> bool:
 
 @register.filter
 def can_terminate(instance: Instance) -> bool:
-    return instance.status in TERMINABLE
+    """Offered only where a server exists or may soon (never for a rejected request or an ended one)."""
+    return instance.status in OFFER_TERMINATE
 
 
 @register.filter
 def can_archive(instance: Instance) -> bool:
     return can_transition(instance.status, Status.ARCHIVED)
+
+
+@register.filter
+def status_family(status: str) -> str:
+    """The family of a status (live, transitional, failed, ended): the badge's CSS class is `status-<family>`."""
+    return family_of(status)
+
+
+@register.filter
+def status_label(status: str) -> str:
+    """How a status reads ("Provisioning failed"); an unknown one as it is."""
+    return Status(status).label if status in Status.values else status
+
+
+@register.filter
+def expects_heartbeats(instance: Instance) -> bool:
+    """Whether its machine should still be reporting: once told to shut down (termination asked for, gone,
+    failed), a silent worker is expected, not a warning, and its last report is history."""
+    return instance.status not in SHUTDOWN
 
 
 @register.filter

@@ -7,7 +7,7 @@ from instances.tests.factories import make_instance, mock_cloud  # noqa: F401 (f
 from monitoring.services import record_action
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
-POLLING = 'hx-trigger="every 2s"'
+LIVE_PART = '<section id="instances-live" data-live>'
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def mock_form() -> dict:
     }
 
 
-def test_the_instances_page_lists_active_instances_and_polls_only_transitional_rows(viewer, mock_cloud):
+def test_the_instances_page_lists_unarchived_instances_in_a_live_part(viewer, mock_cloud):
     ready = make_instance(status=Status.READY, with_server=False)
     booting = make_instance(status=Status.BOOTING, with_server=False)
     archived = make_instance(status=Status.ARCHIVED, with_server=False)
@@ -43,9 +43,8 @@ def test_the_instances_page_lists_active_instances_and_polls_only_transitional_r
 
     assert f'id="instance-{ready.pk}"' in html and f'id="instance-{booting.pk}"' in html
     assert str(archived.pk) not in html
-    assert html.count(POLLING) == 1
-    booting_row = html[html.index(f'id="instance-{booting.pk}"'):]
-    assert booting_row.index(POLLING) < booting_row.index("</tr>")
+    assert html.count(LIVE_PART) == 1 and "data-live-bar" in html and "/static/js/live.js" in html
+    assert "hx-trigger" not in html[html.index(f'id="instance-{booting.pk}"'):]  # the part refreshes, not each row
     assert 'href="/instances/"' in html and 'href="/monitoring/"' in html  # the nav
 
 
@@ -95,10 +94,10 @@ def test_without_javascript_creating_redirects_back_to_the_list(staff, mock_clou
     assert Instance.objects.get().error_code == ErrorCode.MISSING_PARAMS
 
 
-def test_a_polled_row_stops_polling_once_stable_and_goes_once_archived(staff, mock_cloud):
+def test_a_row_renders_alone_and_goes_once_archived(staff, mock_cloud):
     instance = make_instance(status=Status.READY, with_server=False)
     row = staff.get(f"/instances/{instance.pk}/row/", HTTP_HX_TARGET=f"instance-{instance.pk}", **HTMX)
-    assert f'id="instance-{instance.pk}"' in row.content.decode() and POLLING not in row.content.decode()
+    assert row.content.decode().lstrip().startswith(f'<tr id="instance-{instance.pk}"')
 
     Instance.objects.filter(pk=instance.pk).update(status=Status.ARCHIVED)
     gone = staff.get(f"/instances/{instance.pk}/row/", **HTMX)

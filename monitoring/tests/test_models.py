@@ -7,5 +7,5 @@ Worker = WorkerState.WorkerStatus
 
 def test_each_worker_status_has_its_badge_colour():
     colours = {status: WorkerState(status=status).status_color for status in Worker.values}
-    assert colours == {Worker.STARTING: "sky", Worker.READY: "green", Worker.DRAINING: "yellow", Worker.ERROR: "red"}
+    assert colours == {Worker.STARTING: "blue", Worker.READY: "green", Worker.DRAINING: "blue", Worker.ERROR: "red"}
     assert WorkerState(status="unheard-of").status_color == "gray"

@@ -80,7 +80,7 @@ def test_the_last_row_loads_the_next_page_when_revealed(signed_in, seed):
 def test_the_filter_form_swaps_only_the_log_section(signed_in, seed):
     make_logs(2)
     fragment = signed_in.get(URL, {"status": "success"}, HTTP_HX_TARGET="log", **HTMX).content.decode()
-    assert fragment.lstrip().startswith('<section id="log">') and "<html" not in fragment
+    assert fragment.lstrip().startswith('<section id="log" data-live>') and "<html" not in fragment
 
 
 def test_each_row_carries_its_json_for_the_copy_button(signed_in, seed):

@@ -44,14 +44,43 @@ def test_the_playground_streams_an_answer_with_a_pasted_key(engines, admin_user,
         assert f'base_url="{site.url}/v1"' in page.text_content("#snippet-python")
         assert '"model": "mock-echo"' in page.text_content("#snippet-curl")
 
-        page.fill("#pg-key", key)
         page.fill("#pg-max-tokens", str(MAX_TOKENS))
         page.fill("#pg-message", "hello world")
+        # A key's problems are explained before anything is sent; an unknown one by what the router said.
+        page.fill("#pg-key", "   ")
+        page.click("#pg-send")
+        assert "Paste an API key" in page.text_content("#pg-status")
+        page.fill("#pg-key", "sk-inv-not-a-key")
+        page.click("#pg-send")
+        page.wait_for_function("() => document.getElementById('pg-status').textContent.includes('does not know')")
+
+        page.fill("#pg-key", f"  {key}\n")  # pasted with the blanks around it: trimmed
         page.click("#pg-send")
 
         page.wait_for_function(
             "expected => document.getElementById('pg-output').textContent === expected", arg=EXPECTED_ANSWER
         )
         page.wait_for_function("() => document.getElementById('pg-status').textContent.startsWith('Done')")
+        assert page.input_value("#pg-key") == key
+        assert "completion tokens" in page.text_content("#pg-tokens")
+        box = page.evaluate("() => { const s = getComputedStyle(document.getElementById('pg-output'));"
+                            " return [s.overflowY, s.maxHeight]; }")
+        assert box[0] == "auto" and box[1].endswith("px")
     finally:
         context.close()
+
+
+@pytest.mark.parametrize(("raw", "problem"), [
+    ("", "Paste an API key"),
+    ("   ", "Paste an API key"),
+    ("sk-inv-abc def", "spaces or line breaks"),
+    ("sk-inv-abc\ndef", "spaces or line breaks"),
+    ("Bearer sk-inv-abc", "spaces or line breaks"),
+    ("abc123", "not an Inventiv API key"),
+    ("  sk-inv-abc123  ", ""),
+])
+def test_the_playground_explains_what_is_wrong_with_a_key(logged_in_page, raw, problem):
+    page = logged_in_page
+    page.goto("/playground/")
+    found = page.evaluate("raw => window.inventivPlayground.keyProblem(raw)", raw)
+    assert (problem in found) if problem else found == ""

@@ -12,8 +12,10 @@
 
   function colour(i) { return PALETTE[i % PALETTE.length]; }
 
+  // Day bars read as their date (UTC, YYYY-MM-DD); hour bars as their time, with the date at midnight.
   function label(iso, bucket) {
     var at = new Date(iso);
+    if (bucket === "day") return at.toISOString().slice(0, 10);
     var time = at.toISOString().slice(11, 16);
     return bucket === "hour" && at.getUTCHours() === 0 ? at.toISOString().slice(5, 10) + " " + time : time;
   }
