@@ -2,6 +2,7 @@ from django import forms
 from django.contrib import admin
 from django.core.exceptions import ValidationError
 
+from catalog import mock_cloud_admin  # noqa: F401  (registers the Mock cloud's models)
 from catalog.models import InstanceType, InstanceTypeZone, LlmModel, Provider, Region, RuntimeSetting, Zone
 from catalog.runtime_settings import parse_setting_value, update_setting
 from catalog.services import offer_rejection_reason

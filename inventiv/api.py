@@ -10,6 +10,7 @@ from rest_framework.routers import DefaultRouter
 
 from autoscaling.api import register as register_autoscaling
 from catalog.api import register as register_catalog
+from catalog.mock_cloud_api import register as register_mock_cloud
 from finops.api import register as register_finops
 from instances.api import register as register_instances
 from monitoring.api import register as register_monitoring
@@ -22,6 +23,7 @@ register_instances(router)
 register_router(router)
 register_finops(router)
 register_autoscaling(router)
+register_mock_cloud(router)
 
 
 @extend_schema(responses=inline_serializer("Version", {"version": serializers.CharField()}))

@@ -12,7 +12,7 @@ from monitoring.models import ActionLog
 
 ACTION_TYPE_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
 # More codes than the catalog holds is a mistake, not a query worth sending to the database.
-MAX_ACTION_TYPES = 50
+MAX_ACTION_TYPES = 100
 # The short ids the pages show are the first 8 characters of a UUID (inventiv/templatetags/display.py); a
 # shorter prefix is allowed down to this many hex digits (fewer would match much of the log).
 MIN_ID_PREFIX = 4

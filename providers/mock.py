@@ -6,7 +6,10 @@ configured delays and an injectable clock: the same rows and the same clock give
 
 What runs on a Mock machine is a `MockRuntime`: `none` runs nothing (the machine counts as healthy once
 the server is running); `process` (providers/mock_process.py) runs a real worker agent and the vLLM
-simulator per machine, and a machine whose agent died is gone.
+simulator per machine. As on a real cloud, the machine and what runs on it are separate: a machine whose
+agent died stays `running` (only its heartbeats stop, and the lost-worker sweep fails it with
+HEARTBEAT_LOST), while a deleted machine (`vanish_server`, the `vanish` fault, a termination) runs nothing.
+What an operator does to it by hand is in providers/mock_console.py (README, "The Mock cloud").
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from contextlib import nullcontext
+from dataclasses import replace
 from datetime import datetime, timedelta
 from importlib import import_module
 
@@ -44,11 +48,18 @@ MOCK_TYPES = (
               gpu_model="Mock GPU"),
 )
 CREATE_FAULTS = (MockFault.Kind.OUT_OF_STOCK, MockFault.Kind.QUOTA_EXCEEDED, MockFault.Kind.CREATE_FAILS)
+START_FAULTS = (MockFault.Kind.START_FAILS, MockFault.Kind.START_FALLS_BACK, MockFault.Kind.VANISH)
 FAULT_CODES = {
     MockFault.Kind.OUT_OF_STOCK: "PROVIDER_OUT_OF_STOCK",
     MockFault.Kind.QUOTA_EXCEEDED: "PROVIDER_QUOTA_EXCEEDED",
 }
+# What a server that fell back to stopped after its power-on says why (instances/health.py reads it).
+FELL_BACK_DETAIL = "out of stock"
 Clock = Callable[[], datetime]
+
+
+class MockOperationError(Exception):
+    """An operation on a Mock server that cannot apply to it now (it is deleted, or runs no agent)."""
 
 
 # --- Runtimes -------------------------------------------------------------------------------
@@ -67,9 +78,17 @@ class MockRuntime(abc.ABC):
     def stop(self, server: MockServer) -> None:
         """Stop whatever `start` started. Called again for a server already stopped: must not fail."""
 
-    def is_running(self, server: MockServer) -> bool:
-        """False once what `start` started died: the machine is gone, as if deleted behind Inventiv's back."""
-        return True
+    def kill_agent(self, server: MockServer) -> None:
+        """Kill the machine's worker agent (SIGKILL), leaving the machine and its engine up."""
+        raise MockOperationError(f"Mock server {server.pk} runs no worker agent (runtime {self.name!r})")
+
+    def crash_engine(self, server: MockServer) -> None:
+        """Kill the machine's inference engine (SIGKILL), as a crash would; its agent sees it exit."""
+        raise MockOperationError(f"Mock server {server.pk} runs no engine (runtime {self.name!r})")
+
+    def agent_running(self, server: MockServer) -> bool | None:
+        """Whether the machine's worker agent runs (None where the runtime runs no agent)."""
+        return None
 
 
 class NoneRuntime(MockRuntime):
@@ -158,16 +177,22 @@ class MockProvider(CloudProvider):
             raise ProviderError(f"Mock cloud: server {server_id} does not exist in {zone}")
         if server.started_at is not None:
             return self._info(server)  # powered on already: a retry
-        faults = _armed_faults((MockFault.Kind.START_FAILS, MockFault.Kind.VANISH), zone=zone,
-                               commercial_type=server.commercial_type)
+        faults = _armed_faults(START_FAULTS, zone=zone, commercial_type=server.commercial_type)
         fault = _consume_fault(faults, (MockFault.Kind.START_FAILS,))
         if fault is not None:
             raise provider_error(fault.message or f"Mock cloud: power-on of {server_id} failed",
                                  permanent=fault.permanent)
         now = self.now()
+        if _consume_fault(faults, (MockFault.Kind.START_FALLS_BACK,)) is not None:
+            # The power-on is accepted, then the cloud takes the machine back: stopped when next looked at,
+            # as Scaleway does when its stock runs out after a power-on.
+            server.metadata = {**server.metadata, "state_detail": FELL_BACK_DETAIL}
+            server.save(update_fields=["metadata"])
+            return replace(self._info(server, now), state=ServerState.STARTING)
         server.started_at = now
         server.running_at = now + self.boot_delay
-        server.metadata = {**server.metadata, **self.runtime.start(server)}
+        metadata = {key: value for key, value in server.metadata.items() if key != "state_detail"}
+        server.metadata = {**metadata, **self.runtime.start(server)}
         vanish = _consume_fault(faults, (MockFault.Kind.VANISH,))
         if vanish is not None:
             server.deleted_at = server.running_at + timedelta(seconds=vanish.delay_s)
@@ -181,7 +206,7 @@ class MockProvider(CloudProvider):
     def list_servers(self, *, zone: str, tag: str = INVENTIV_TAG) -> list[ServerInfo]:
         now = self.now()
         rows = MockServer.objects.filter(zone=zone).filter(Q(deleted_at__isnull=True) | Q(deleted_at__gt=now))
-        return [self._info(server, now) for server in rows if tag in server.tags and not self._vanished(server)]
+        return [self._info(server, now) for server in rows if tag in server.tags]
 
     def terminate_server(self, server_id: str, *, zone: str) -> None:
         server = self._server(server_id, zone)
@@ -214,22 +239,16 @@ class MockProvider(CloudProvider):
         if _uuid_or_none(server_id) is None:
             return None
         server = MockServer.objects.filter(pk=server_id, zone=zone).first()
-        if server is None or server.is_deleted(self.now()) or self._vanished(server):
+        if server is None:
+            return None
+        if server.is_deleted(self.now()):
+            # A deleted machine runs nothing: what a `vanish` fault left running stops when it is first seen.
+            self._runtime_of(server).stop(server)
             return None
         return server
 
     def _runtime_of(self, server: MockServer) -> MockRuntime:
-        # The runtime that started the server stops it, whatever this process is configured with.
-        name = server.metadata.get("runtime", self.runtime.name)
-        return self.runtime if name == self.runtime.name else runtime_named(name)
-
-    def _vanished(self, server: MockServer) -> bool:
-        """A running machine whose processes died is gone: what is left of it is stopped, the row deleted."""
-        if server.terminate_requested_at is not None or self._runtime_of(server).is_running(server):
-            return False
-        self._runtime_of(server).stop(server)
-        MockServer.objects.filter(pk=server.pk, deleted_at__isnull=True).update(deleted_at=self.now())
-        return True
+        return runtime_of(server, self.runtime)
 
     def _live_server(self, instance_id: str | None) -> MockServer | None:
         if not instance_id:
@@ -243,24 +262,34 @@ class MockProvider(CloudProvider):
             server.save(update_fields=["user_data", "runtime_env_encrypted"])
         return self._info(server)
 
-    def _state(self, server: MockServer, now: datetime) -> ServerState:
-        if server.is_deleted(now):
-            return ServerState.GONE
-        if server.terminate_requested_at is not None:
-            return ServerState.STOPPING
-        if server.started_at is None:
-            return ServerState.STOPPED
-        if now < server.running_at:
-            return ServerState.STARTING
-        return ServerState.RUNNING
-
     def _info(self, server: MockServer, now: datetime | None = None) -> ServerInfo:
-        state = self._state(server, now or self.now())
+        state = server_state(server, now or self.now())
         return ServerInfo(
             server_id=str(server.pk), zone=server.zone, state=state, name=server.name, tags=list(server.tags),
             public_ip=server.public_ip if state != ServerState.GONE else None, created_at=server.created_at,
             commercial_type=server.commercial_type, metadata=dict(server.metadata),
         )
+
+
+def server_state(server: MockServer, now: datetime) -> ServerState:
+    """The state a Mock server is in at `now`, from its timestamps alone (whatever runs on it)."""
+    if server.is_deleted(now):
+        return ServerState.GONE
+    if server.terminate_requested_at is not None:
+        return ServerState.STOPPING
+    if server.started_at is None:
+        return ServerState.STOPPED
+    if now < server.running_at:
+        return ServerState.STARTING
+    return ServerState.RUNNING
+
+
+def runtime_of(server: MockServer, default: MockRuntime | None = None) -> MockRuntime:
+    """The runtime that started `server` (it stops it, whatever this process is configured with)."""
+    name = server.metadata.get("runtime")
+    if default is not None and name in (None, default.name):
+        return default
+    return runtime_named(name or "none")
 
 
 # --- Fault injection ------------------------------------------------------------------------
@@ -311,14 +340,19 @@ def clear_faults() -> int:
 
 
 def vanish_server(server_id: str, *, clock: Clock | None = None) -> bool:
-    """Delete a server behind Inventiv's back (as from the provider's console). True if it existed."""
+    """Delete a server behind Inventiv's back (as from the provider's console): it is gone at once, and what
+    ran on it stops. True if it existed."""
     if _uuid_or_none(server_id) is None:
         return False
     now = (clock or timezone.now)()
-    return bool(
+    deleted = bool(
         MockServer.objects.filter(pk=server_id).filter(Q(deleted_at__isnull=True) | Q(deleted_at__gt=now))
         .update(deleted_at=now)
     )
+    if deleted:
+        server = MockServer.objects.get(pk=server_id)
+        runtime_of(server).stop(server)
+    return deleted
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

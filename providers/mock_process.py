@@ -26,7 +26,7 @@ import psutil
 from django.conf import settings
 
 from providers.base import ProviderError
-from providers.mock import MockRuntime
+from providers.mock import MockOperationError, MockRuntime
 from providers.models import MOCK_PUBLIC_IP, MockServer
 
 # The directory that holds the `worker_agent` package, so `python -m worker_agent` finds it.
@@ -95,8 +95,27 @@ class ProcessRuntime(MockRuntime):
             "log": str(log_path),
         }
 
-    def is_running(self, server: MockServer) -> bool:
-        return "pid" not in server.metadata or agent_process(server.metadata) is not None
+    def agent_running(self, server: MockServer) -> bool | None:
+        return agent_process(server.metadata) is not None if "pid" in server.metadata else None
+
+    def kill_agent(self, server: MockServer) -> None:
+        """SIGKILL the agent's process group. The engine leads a session of its own and keeps serving, and
+        the machine stays up: only the heartbeats stop (README, "The Mock cloud")."""
+        agent = agent_process(server.metadata)
+        if agent is None:
+            raise MockOperationError(f"the worker agent of Mock server {server.pk} is not running")
+        _signal_groups([agent], signal.SIGKILL)
+        _wait_gone([agent], STOP_GRACE_S)
+
+    def crash_engine(self, server: MockServer) -> None:
+        """SIGKILL the engine (every simulator of this server): its agent sees it exit and restarts it."""
+        port = server.metadata.get("engine_port")
+        engines = [process for process in running_processes(server.metadata)
+                   if _engine_process(process.pid, port) is not None]
+        if not engines:
+            raise MockOperationError(f"the engine of Mock server {server.pk} is not running")
+        _signal_groups(engines, signal.SIGKILL)
+        _wait_gone(engines, STOP_GRACE_S)
 
     def stop(self, server: MockServer) -> None:
         """SIGTERM the agent's and its engines' process groups, SIGKILL what is left after STOP_GRACE_S."""

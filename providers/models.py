@@ -78,6 +78,8 @@ class MockFault(models.Model):
         OUT_OF_STOCK = "out_of_stock", "Out of stock"
         QUOTA_EXCEEDED = "quota_exceeded", "Quota exceeded"
         START_FAILS = "start_fails", "Power-on fails"
+        # The power-on is accepted, then the server is back to stopped (stock ran out under it).
+        START_FALLS_BACK = "start_falls_back", "Power-on falls back to stopped"
         # The server disappears `delay_s` after it is running, as if deleted from the provider's console.
         VANISH = "vanish", "Server vanishes"
         # The create call takes `delay_s` longer after the server exists (a slow API; lets a test kill a

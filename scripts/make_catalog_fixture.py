@@ -167,6 +167,13 @@ ACTION_TYPES = [
     ("MACHINE_SECRET_CREATE", "Machine secret set", "lock", "green", "audit"),
     ("MACHINE_SECRET_UPDATE", "Machine secret changed", "lock", "blue", "audit"),
     ("MACHINE_SECRET_DELETE", "Machine secret cleared", "unlock", "red", "audit"),
+    # The Mock cloud's console (catalog/mock_cloud.py): faults armed, changed, disarmed; operations on a server.
+    ("MOCK_FAULT_CREATE", "Mock fault armed", "zap", "green", "audit"),
+    ("MOCK_FAULT_UPDATE", "Mock fault changed", "zap", "blue", "audit"),
+    ("MOCK_FAULT_DELETE", "Mock fault disarmed", "zap-off", "red", "audit"),
+    ("MOCK_AGENT_KILL", "Mock agent killed", "x-circle", "red", "audit"),
+    ("MOCK_ENGINE_CRASH", "Mock engine crashed", "alert-octagon", "red", "audit"),
+    ("MOCK_SERVER_DELETE", "Mock server deleted", "trash-2", "red", "audit"),
 ]
 
 

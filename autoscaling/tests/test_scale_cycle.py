@@ -2,8 +2,10 @@
 machine), driven through the router with the official openai client: asleep at zero, woken by a held
 request, grown by sustained load, drained back to zero when the load stops, with no request lost.
 
-The beat is played by a thread that runs the autoscaler and drain sweeps every TICK_S (what
-CELERY_BEAT_SCHEDULE runs every 10 s in production); everything else is the real code path.
+The beat is played by a thread that runs the autoscaler, drain, termination, watchdog and lost-heartbeat sweeps
+every TICK_S (what CELERY_BEAT_SCHEDULE runs every 10 s in production); everything else is the real code path.
+A member whose agent is killed (from the Mock console's staff API) stays up at the Mock cloud, as on a real
+one: its heartbeats stop, it is failed with HEARTBEAT_LOST and replaced, and no client request fails.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from autoscaling.tests.factories import make_pool
 from instances.draining import sweep_drains
 from instances.models import Instance
 from instances.status import ErrorCode, Status
-from instances.sweeps import sweep_terminating
+from instances.sweeps import sweep_terminating, sweep_watchdog
 from instances.tests.factories import mock_cloud, set_setting  # noqa: F401
 from instances.lost_workers import sweep_lost_heartbeats
 from monitoring.models import ActionLog
@@ -56,6 +58,7 @@ class Beat:
                 autoscale_pools()
                 sweep_drains()
                 sweep_terminating()
+                sweep_watchdog()
                 sweep_lost_heartbeats()
         finally:
             connections.close_all()  # this thread's own connection: the test database can then be dropped
@@ -193,3 +196,40 @@ def test_a_member_whose_agent_is_killed_is_replaced_and_the_pool_keeps_its_minim
     reasons = ActionLog.objects.filter(action_type="SCALE_DECISION", metadata__pool=pool.name).values_list(
         "metadata__reason", flat=True)
     assert any(reason.startswith("replace 1 lost (HEARTBEAT_LOST)") for reason in reasons)
+
+
+def test_a_member_whose_agent_is_killed_under_load_is_lost_and_replaced_without_a_client_error(cloud, beat, api):
+    router = cloud
+    set_setting("heartbeat_lost_grace_s", LOST_GRACE_S)
+    pool = make_pool(min_size=2, max_size=2, scale_to_zero=False)
+    members = wait_for(lambda: list(Instance.objects.filter(pool=pool, status=Status.READY)) if
+                       count(pool, Status.READY) == 2 else None, what="two ready members", timeout=WAIT_S)
+    key = client_key()
+    client = openai_client(router.url, key).with_options(timeout=REQUEST_TIMEOUT_S)
+    wait_for(lambda: requests.get(f"{router.url}/v1/models", headers={"Authorization": f"Bearer {key}"},
+                                  timeout=5).status_code == 200, what="the router to load the key", timeout=WAIT_S)
+
+    load = LoadClients(client, 2).start()
+    try:
+        wait_for(lambda: load.completed >= 2, what="the load to flow", timeout=WAIT_S)
+        victim = members[0]
+        killed = api.post(f"/api/mock/servers/{victim.provider_server_id}/kill-agent/")
+        assert killed.status_code == 200
+        assert (killed.json()["state"], killed.json()["agent_running"]) == ("running", False)
+        replacement = wait_for(
+            lambda: Instance.objects.filter(pool=pool, status=Status.READY).exclude(
+                pk__in=[member.pk for member in members]).first(),
+            what="a replacement member", timeout=LOST_GRACE_S + WAIT_S)
+        served_before_stop = load.completed
+    finally:
+        load.stop()
+
+    victim.refresh_from_db()
+    assert (victim.status, victim.error_code) == (Status.TERMINATED, ErrorCode.HEARTBEAT_LOST)
+    assert replacement.pool_id == pool.pk
+    assert load.failures == []
+    assert served_before_stop > 2
+    reasons = ActionLog.objects.filter(action_type="SCALE_DECISION", metadata__pool=pool.name).values_list(
+        "metadata__reason", flat=True)
+    assert any(reason.startswith("replace 1 lost (HEARTBEAT_LOST)") for reason in reasons)
+    assert ActionLog.objects.filter(action_type="MOCK_AGENT_KILL", metadata__source="api").count() == 1

@@ -1,8 +1,7 @@
 """The Mock `process` runtime end to end: a real worker agent and simulator per instance, reporting to a live
-control plane. Readiness comes from a real heartbeat; a killed agent is lost; termination stops everything."""
+control plane. Readiness comes from a real heartbeat; a killed agent leaves its machine up and is lost by its
+heartbeats; a crashed engine is restarted by its agent; a deleted server is gone; termination stops everything."""
 
-import os
-import signal
 import time
 from datetime import timedelta
 
@@ -13,12 +12,16 @@ from django.utils import timezone
 
 from instances.credentials import engine_api_key
 from instances.freshness import is_worker_fresh
+from instances.adapters import adapter_for
 from instances.lost_workers import sweep_lost_heartbeats
+from instances.sweeps import sweep_watchdog
 from instances.status import ErrorCode, Status
 from instances.termination import terminate_instance
 from instances.tests.factories import action_types, fresh, mock_cloud, request_mock, set_setting  # noqa: F401
 from monitoring.models import WorkerState
 from providers import mock_process
+from providers.base import ServerState
+from providers.mock_console import CRASH_ENGINE, DELETE_SERVER, KILL_AGENT, operate
 from providers.models import MockServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -99,16 +102,27 @@ def test_a_process_instance_becomes_ready_by_heartbeat_and_serves_with_its_engin
     assert all(gone(pid) for pid in pids)
 
 
-def test_a_killed_agent_goes_stale_then_its_instance_is_lost_and_its_engine_stopped(process_cloud, monkeypatch):
+def server_of(instance):
+    return adapter_for(instance.provider).get_server(instance.provider_server_id, zone=instance.zone.code)
+
+
+def test_a_killed_agent_leaves_its_machine_running_goes_stale_then_is_lost_and_its_engine_stopped(
+        process_cloud, monkeypatch):
     instance = ready_instance()
     pids = processes_of(instance)
     agent_pid = MockServer.objects.get(pk=instance.provider_server_id).metadata["pid"]
 
-    os.killpg(agent_pid, signal.SIGKILL)
+    view = operate(MockServer.objects.get(pk=instance.provider_server_id), KILL_AGENT)
     killed_at = time.monotonic()
+
+    assert gone(agent_pid)
+    assert (view.state, view.agent_running) == (ServerState.RUNNING, False)
     wait_for(lambda: not is_worker_fresh(instance.pk), timeout=HEARTBEAT_S * (STALE_MISSED + 2),
              what="the worker to go stale")
     assert time.monotonic() - killed_at <= HEARTBEAT_S * (STALE_MISSED + 2)
+    # As on a real cloud, the machine is still there: the watchdog finds its server and leaves it be.
+    assert server_of(instance).state == ServerState.RUNNING
+    sweep_watchdog()
     assert fresh(instance).status == Status.READY
 
     later = timezone.now() + timedelta(seconds=GRACE_S + 1)
@@ -118,3 +132,31 @@ def test_a_killed_agent_goes_stale_then_its_instance_is_lost_and_its_engine_stop
     instance = fresh(instance)
     assert (instance.status, instance.error_code) == (Status.TERMINATED, ErrorCode.HEARTBEAT_LOST)
     assert all(gone(pid) for pid in pids)  # the simulator outlived its agent until the termination
+
+
+def test_a_crashed_engine_is_restarted_by_its_agent_and_the_machine_stays_ready(process_cloud):
+    instance = ready_instance()
+    agent_pid = MockServer.objects.get(pk=instance.provider_server_id).metadata["pid"]
+    (engine_pid,) = [pid for pid in processes_of(instance) if pid != agent_pid]
+
+    operate(MockServer.objects.get(pk=instance.provider_server_id), CRASH_ENGINE)
+
+    restarted = wait_for(lambda: [pid for pid in processes_of(instance) if pid not in (agent_pid, engine_pid)],
+                         what="the agent to restart its engine")
+    assert gone(engine_pid) and len(restarted) == 1
+    assert not gone(agent_pid)
+    assert fresh(instance).status == Status.READY
+
+
+def test_a_deleted_server_stops_what_ran_on_it_and_the_watchdog_finds_it_gone(process_cloud):
+    instance = ready_instance()
+    pids = processes_of(instance)
+
+    view = operate(MockServer.objects.get(pk=instance.provider_server_id), DELETE_SERVER)
+
+    assert view.state == ServerState.GONE
+    assert all(gone(pid) for pid in pids)
+    assert server_of(instance) is None
+    sweep_watchdog()
+    instance = fresh(instance)
+    assert instance.error_code == ErrorCode.PROVIDER_DELETED and instance.status in (Status.TERMINATED, Status.FAILED)

@@ -6,7 +6,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from providers.base import INVENTIV_TAG, ProviderError, ServerSpec, ServerState, instance_tag
-from providers.mock import MockProvider, clear_faults, inject_fault, vanish_server
+from providers.mock import MockOperationError, MockProvider, clear_faults, inject_fault, vanish_server
+from providers.mock_console import CRASH_ENGINE, DELETE_SERVER, KILL_AGENT, operate, view_server
 from providers.models import MockFault, MockServer
 from providers.registry import get_provider
 
@@ -237,3 +238,43 @@ def test_the_machine_environment_is_stored_encrypted():
 
     assert stored and "secret-token-value" not in stored
     assert MockServer.objects.get(pk=server.server_id).runtime_env == {"INVENTIV_WORKER_TOKEN": "secret-token-value"}
+
+
+def test_a_start_falls_back_fault_accepts_the_power_on_then_the_server_is_stopped_until_powered_on_again(cloud, clock):
+    inject_fault("start_falls_back")
+    server = cloud.create_server(spec())
+
+    answer = cloud.start_server(server.server_id, zone=ZONE)
+
+    assert answer.state == ServerState.STARTING
+    seen = cloud.get_server(server.server_id, zone=ZONE)
+    assert seen.state == ServerState.STOPPED and seen.metadata["state_detail"] == "out of stock"
+    cloud.start_server(server.server_id, zone=ZONE)
+    clock.advance(10)
+    seen = cloud.get_server(server.server_id, zone=ZONE)
+    assert seen.state == ServerState.RUNNING and "state_detail" not in seen.metadata
+
+
+def test_the_console_deletes_a_server_which_is_then_gone():
+    cloud = MockProvider()  # the console acts now, on the wall clock
+    server = MockServer.objects.get(pk=cloud.create_server(spec()).server_id)
+
+    view = operate(server, DELETE_SERVER)
+
+    assert view.state == ServerState.GONE
+    assert cloud.get_server(str(server.pk), zone=ZONE) is None
+    with pytest.raises(MockOperationError, match="is deleted"):
+        operate(server, DELETE_SERVER)
+
+
+def test_the_console_refuses_to_kill_the_agent_of_a_machine_that_runs_none():
+    cloud = MockProvider()
+    info = cloud.create_server(spec())
+    cloud.start_server(info.server_id, zone=ZONE)
+    server = MockServer.objects.get(pk=info.server_id)
+
+    with pytest.raises(MockOperationError, match="runs no worker agent"):
+        operate(server, KILL_AGENT)
+    with pytest.raises(MockOperationError, match="runs no engine"):
+        operate(server, CRASH_ENGINE)
+    assert view_server(server).agent_running is None
