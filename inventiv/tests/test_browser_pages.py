@@ -190,3 +190,21 @@ def test_the_login_page_and_redoc_work_offline(seed, page):
     logo = page.wait_for_selector("img[alt='redocly logo']", state="attached")
     assert logo.get_attribute("src").startswith("data:")
     assert not problems + watch.take()
+
+
+def test_a_long_user_name_gives_way_to_log_out_just_above_the_fold(seed, page, django_user_model):
+    from conftest import ADMIN_PASSWORD
+
+    name = "operator-with-a-rather-long-name@example.com"
+    django_user_model.objects.create_superuser(name, "", ADMIN_PASSWORD)
+    page.set_viewport_size({"width": 1190, "height": HEIGHT})
+    page.goto("/login/")
+    page.fill("input[name=username]", name)
+    page.fill("input[name=password]", ADMIN_PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url("**/")
+    expect(page.locator("#site-nav")).to_be_visible()
+    assert not layout_problems(page, "/", 1190)
+    nav_right = page.locator("#site-nav a").last.bounding_box()
+    user_left = page.locator(".user").bounding_box()
+    assert nav_right["x"] + nav_right["width"] <= user_left["x"]

@@ -73,3 +73,14 @@ def test_a_viewer_refused_an_operator_page_gets_the_branded_403(client, viewer_u
     assert response.status_code == 403
     html = response.content.decode()
     assert "Not allowed" in html and "This needs a staff account." in html and 'id="site-nav"' in html
+
+
+def test_a_form_sent_without_its_csrf_token_gets_the_branded_page(admin_user):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(admin_user)
+    response = client.post("/logout/")
+    assert response.status_code == 403
+    html = response.content.decode()
+    assert "This form has expired" in html and "Nothing was changed" in html and 'class="topbar"' in html
