@@ -1,6 +1,7 @@
 """REST API tokens (django-rest-knox: only a token's hash is stored; README, "Using it")."""
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from knox.auth import TokenAuthentication as KnoxTokenAuthentication
 
 
@@ -14,3 +15,14 @@ class TokenAuthentication(KnoxTokenAuthentication):
             auth_token.delete()
             return True
         return False
+
+
+class TokenScheme(OpenApiAuthenticationExtension):
+    """How the schema (and Swagger UI's Authorize button) describes the token header."""
+
+    target_class = "inventiv.api_tokens.TokenAuthentication"
+    name = "tokenAuth"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "header", "name": "Authorization",
+                "description": "`Token <token>`, from `manage.py create_api_token` (README, \"Using it\")"}
