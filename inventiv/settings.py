@@ -61,6 +61,8 @@ INSTALLED_APPS = [
     "knox",
     "django_filters",
     "drf_spectacular",
+    # Swagger UI and ReDoc served from the project's static files, so /api/docs/ works offline (README).
+    "drf_spectacular_sidecar",
     "django_htmx",
     "template_partials",
     "inventiv",
@@ -171,13 +173,15 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # The project serves its own static files (no CDN, no separate web server needed).
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
+# Files a browser asks for at the site's root (/favicon.ico) without reading any page.
+WHITENOISE_ROOT = BASE_DIR / "static" / "root"
 
 # --- REST API -------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework.authentication.SessionAuthentication",
         # `Authorization: Token <token>`; only the token's hash is stored (django-rest-knox).
-        "knox.auth.TokenAuthentication",
+        "inventiv.api_tokens.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["inventiv.permissions.IsStaffOrReadOnly"],
     "DEFAULT_PAGINATION_CLASS": "inventiv.pagination.PageNumberPagination",
@@ -205,6 +209,12 @@ SPECTACULAR_SETTINGS = {
         "InstanceStatusEnum": "instances.models.Status",
         "ActionLogStatusEnum": "monitoring.models.ActionLog.Status",
     },
+    # No request leaves the host: the documentation pages load their scripts from the project (the sidecar),
+    # and Swagger UI asks no online validator.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # --- Celery ---------------------------------------------------------------------------------

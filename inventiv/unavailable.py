@@ -25,9 +25,9 @@ import time
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.loader import render_to_string
-from django.views import defaults
 
 from inventiv.api_errors import error_body
+from inventiv.error_pages import server_error_page
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +97,8 @@ class DatabaseUnavailableMiddleware:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """handler500: a 503 when what failed was the database, Django's own 500 page otherwise."""
+    """handler500: a 503 when what failed was the database, the branded 500 page otherwise."""
     exc = sys.exc_info()[1]
     if is_database_unavailable(exc):
         return unavailable_response(request, exc)
-    return defaults.server_error(request)
+    return server_error_page()

@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from inventiv import views
 from inventiv.api import router, version
@@ -16,7 +16,11 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/version/", version, name="api-version"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Served from the project's static files, inside the site's frame: they work offline (README, "Using it").
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema", template_name="api_docs/swagger_ui.html"),
+         name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema", template_name="api_docs/redoc.html"),
+         name="api-redoc"),
     path("api/worker/", include("instances.worker_api")),
     path("api/", include(router.urls)),
     path("settings/", include("catalog.urls")),

@@ -3,8 +3,8 @@
 Two ways, one loop: a reload from the database every poll interval (the safety net), and a reload at
 once when a change is pushed (router/changes.py). Pushes that must stop traffic act before any reload:
 a revoked key is dropped and a departing instance is taken out of the table in memory, at once. Many
-pushes at once make one reload; a push that arrives during a reload gets the next one, which starts
-after its commit and so sees it.
+pushes at once make one reload; a push that arrives during a reload gets the next one (RELOAD_GAP_S after
+the last one started at the earliest), which starts after its commit and so sees it.
 
 A reload that started before such a push read the database before its commit: what it brings back
 cannot resurrect the key or the instance. Each drop is remembered with its time; a reload filters out
@@ -25,6 +25,10 @@ from router.pools import PoolEntry
 from router.table import RoutingTable
 
 log = logging.getLogger(__name__)
+
+# The least time between the starts of two reloads that pushes asked for back to back; what must stop
+# traffic at once (a revoke, a drain) is applied in memory before any reload and does not wait for it.
+RELOAD_GAP_S = 0.05
 
 Snapshot = tuple[dict[str, KeyEntry], RoutingTable, dict[str, PoolEntry] | None]
 
@@ -79,6 +83,7 @@ class Refresher:
 
     async def run(self) -> None:
         while True:
+            started = time.monotonic()
             self._wake.clear()
             waiters, self._waiters = self._waiters, []
             await self._reload()
@@ -86,7 +91,11 @@ class Refresher:
                 if not waiter.done():
                     waiter.set_result(None)
             if self._waiters:
-                continue  # asked for during the reload: go again at once
+                # Asked for during the reload: go again, but not sooner than RELOAD_GAP_S after the last
+                # one started, so that a burst of pushes (hundreds of instances becoming ready) costs a
+                # few reloads a second, not one after another for as long as it lasts.
+                await asyncio.sleep(max(0.0, started + RELOAD_GAP_S - time.monotonic()))
+                continue
             try:
                 await asyncio.wait_for(self._wake.wait(), self.interval_s)
             except TimeoutError:

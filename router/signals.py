@@ -24,11 +24,13 @@ def connect() -> None:
 
 def instance_status_changed(sender, *, instance, before, after, **kwargs) -> None:
     """Sent after the commit. Leaving `ready` (a drain, a failure, a termination) stops traffic on every
-    replica before this returns; entering it makes every replica reload before this returns."""
+    replica before this returns. Entering it asks every replica to reload without waiting for them: the
+    thread that made an instance ready (a Celery worker's, the heartbeat's) is not held for a reload per
+    instance, and a burst of readies makes a few reloads instead of one each (router/refresher.py)."""
     if before == Status.READY and after != Status.READY:
         changes.announce(changes.INSTANCE_LEFT, instance_id=str(instance.pk))
     elif after == Status.READY and before != Status.READY:
-        changes.announce(changes.INSTANCES)
+        changes.announce(changes.INSTANCES, wait=False)
 
 
 def api_key_saved(sender, *, instance: ApiKey, created: bool, **kwargs) -> None:

@@ -7,6 +7,7 @@ PostgreSQL refuses to run as root: where the tests run as root, the cluster belo
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import pwd
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,18 @@ class OwnPostgres:
 
     def create_database(self, name: str) -> None:
         self._run("createdb", "-h", LOOPBACK, "-p", str(self.port), "-U", "postgres", name)
+
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, database: str) -> Iterator[OwnPostgres]:
+        """A started cluster holding `database`, destroyed on the way out whatever happened."""
+        cluster = cls()
+        try:
+            cluster.start()
+            cluster.create_database(database)
+            yield cluster
+        finally:
+            cluster.destroy()
 
     def destroy(self) -> None:
         if (self.data / "postmaster.pid").exists():

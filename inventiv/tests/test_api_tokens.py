@@ -2,6 +2,7 @@
 before are hashed by a migration and keep working."""
 
 import importlib
+from datetime import timedelta
 from io import StringIO
 from types import SimpleNamespace
 
@@ -9,6 +10,8 @@ import pytest
 from django.apps import apps
 from django.core.management import CommandError, call_command
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from knox.models import AuthToken
 from rest_framework.test import APIClient
 
@@ -65,3 +68,15 @@ def test_tokens_drf_kept_in_clear_are_hashed_by_the_migration_and_keep_working(a
         assert cursor.fetchone()[0] == 0
     assert clear not in stored_token_columns()
     assert client_with(clear).get("/api/instances/").status_code == 200
+
+
+def test_an_expired_token_is_refused_and_deleted_and_a_live_one_costs_no_sweep(admin_user):
+    expired, expired_token = AuthToken.objects.create(admin_user, expiry=None)
+    _, live_token = AuthToken.objects.create(admin_user, expiry=None)
+    AuthToken.objects.filter(pk=expired.pk).update(expiry=timezone.now() - timedelta(seconds=1))
+
+    assert client_with(expired_token).get("/api/instances/").status_code == 403  # refused
+    assert not AuthToken.objects.filter(pk=expired.pk).exists()
+    with CaptureQueriesContext(connection) as queries:
+        assert client_with(live_token).get("/api/instances/").status_code == 200
+    assert len([query for query in queries if "knox_authtoken" in query["sql"]]) == 1

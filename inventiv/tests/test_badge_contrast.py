@@ -10,7 +10,7 @@ from instances.status import FAMILY_COLORS, STATUS_FAMILIES, Family, Status
 CSS = Path(settings.BASE_DIR) / "static" / "css" / "inventiv.css"
 AA_NORMAL_TEXT = 4.5
 RULE = re.compile(r"([^{}]+)\{([^{}]*)\}")
-DECLARATION = re.compile(r"(background|color)\s*:\s*(#[0-9a-fA-F]{3,6})")
+DECLARATION = re.compile(r"(?<![\w-])(background|color)\s*:\s*(#[0-9a-fA-F]{3,6})")
 BADGE_CLASS = re.compile(r"^\.badge\.([\w-]+)$")
 
 

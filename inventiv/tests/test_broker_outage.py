@@ -9,22 +9,21 @@ production pool (threads, 8 at once) against a `redis-server` of its own on a fr
 from __future__ import annotations
 
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-import redis
 from celery import Celery
 from django.conf import settings
 
+from inventiv.tests.own_servers import OwnRedis, needs_redis_server, wait_until
+
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server on PATH"),
+    needs_redis_server(),
 ]
 
 OUTAGE_S = 15
@@ -33,60 +32,9 @@ HELD_TASKS = 4
 # Long enough that the tasks are still running when Redis goes away right after they started.
 HOLD_S = 3.0
 WORKER_READY_S = 60
-REDIS_READY_S = 10
 # Celery retries the broker every 2, 4, 6 ... up to 30 s: after a 15 s outage it is back within 30 s.
 RESUMED_WITHIN_S = 60
-POLL_S = 0.2
 MARK_TASK = "inventiv.tests.outage_tasks.mark_task"
-
-
-def wait_for(condition, *, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(POLL_S)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-class RedisServer:
-    """A `redis-server` of the test's own (never the shared one), stopped and started again at will."""
-
-    def __init__(self, folder: Path):
-        self.folder, self.port = folder, free_port()
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.folder)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )
-        client = redis.Redis(port=self.port, socket_connect_timeout=1)
-        wait_for(lambda: self._answers(client), timeout_s=REDIS_READY_S, what="redis-server to answer")
-
-    @staticmethod
-    def _answers(client: redis.Redis) -> bool:
-        try:
-            return client.ping()
-        except redis.ConnectionError:
-            return False
-
-    def stop(self, sig: signal.Signals = signal.SIGTERM) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(sig)
-            self.process.wait(timeout=10)
-        self.process = None
 
 
 class OutageWorker:
@@ -124,17 +72,17 @@ class OutageWorker:
 
 @pytest.fixture
 def redis_server(tmp_path):
-    server = RedisServer(tmp_path)
+    server = OwnRedis(tmp_path)
     server.start()
     yield server
-    server.stop(signal.SIGKILL)
+    server.stop(kill=True)
 
 
 @pytest.fixture
 def worker(redis_server, tmp_path):
-    started = OutageWorker(redis_server.url, tmp_path)
-    wait_for(lambda: " ready." in started.log() or not started.alive(), timeout_s=WORKER_READY_S,
-             what="the worker to start")
+    started = OutageWorker(redis_server.url(), tmp_path)
+    wait_until(lambda: " ready." in started.log() or not started.alive(), timeout=WORKER_READY_S,
+               what="the worker to start")
     assert started.alive(), started.log()[-3000:]
     yield started
     started.stop()
@@ -148,7 +96,7 @@ def test_the_worker_survives_redis_outages_that_start_while_tasks_run_and_then_t
 
     def send(name: str, hold_s: float = 0.0) -> None:
         # A client of its own each time: connections opened before an outage would outlive the server.
-        client = Celery("outage-test", broker=redis_server.url, set_as_current=False)
+        client = Celery("outage-test", broker=redis_server.url(), set_as_current=False)
         try:
             client.send_task(MARK_TASK, args=[str(marks), name, hold_s])
         finally:
@@ -158,16 +106,16 @@ def test_the_worker_survives_redis_outages_that_start_while_tasks_run_and_then_t
         names = [f"{name}-{n}" for n in range(HELD_TASKS)]
         for held in names:
             send(held, HOLD_S)
-        wait_for(lambda: all((marks / f"{held}.started").exists() for held in names), timeout_s=WORKER_READY_S,
-                 what=f"the worker to start the {name} tasks")
-        redis_server.stop(sig)
+        wait_until(lambda: all((marks / f"{held}.started").exists() for held in names), timeout=WORKER_READY_S,
+                   what=f"the worker to start the {name} tasks")
+        redis_server.stop(kill=sig == signal.SIGKILL)
         time.sleep(length_s)  # the outage itself
         assert worker.alive(), f"the worker exited during the {name} outage:\n{worker.log()[-4000:]}"
         redis_server.start()
 
         send(f"after-{name}")
-        wait_for(lambda: (marks / f"after-{name}.done").exists() or not worker.alive(),
-                 timeout_s=RESUMED_WITHIN_S, what=f"a task sent after the {name} outage to run")
+        wait_until(lambda: (marks / f"after-{name}.done").exists() or not worker.alive(),
+                   timeout=RESUMED_WITHIN_S, what=f"a task sent after the {name} outage to run")
         assert worker.alive(), f"the worker exited after the {name} outage:\n{worker.log()[-4000:]}"
 
     outage("killed", signal.SIGKILL, OUTAGE_S)
@@ -175,6 +123,6 @@ def test_the_worker_survives_redis_outages_that_start_while_tasks_run_and_then_t
 
     # The tasks that were running when Redis went away finish too (a task sent later may finish first).
     held = [marks / f"{name}-{n}.done" for name in ("killed", "stopped") for n in range(HELD_TASKS)]
-    wait_for(lambda: all(path.exists() for path in held), timeout_s=RESUMED_WITHIN_S,
-             what="the tasks running during the outages to finish")
+    wait_until(lambda: all(path.exists() for path in held), timeout=RESUMED_WITHIN_S,
+               what="the tasks running during the outages to finish")
     assert "Unrecoverable error" not in worker.log()

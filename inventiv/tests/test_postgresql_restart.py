@@ -34,13 +34,8 @@ print(json.dumps({"api_token": AuthToken.objects.create(user, expiry=None)[1], "
 
 @pytest.fixture
 def postgresql():
-    cluster = OwnPostgres()
-    try:
-        cluster.start()
-        cluster.create_database("inventiv")
+    with OwnPostgres.running("inventiv") as cluster:
         yield cluster
-    finally:
-        cluster.destroy()
 
 
 @pytest.fixture

@@ -7,14 +7,14 @@ exits at once, as a worker that lost its broker for good would.
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 from django.conf import settings
 
+from inventiv.tests.own_servers import wait_until
+
 STARTED_WITHIN_S = 20
 STOPPED_WITHIN_S = 20
-POLL_S = 0.1
 
 STAND_IN = """#!/usr/bin/env bash
 role=web
@@ -27,15 +27,6 @@ fi
 trap 'echo "stop $role $$" >> "$STAND_IN_LOG"; exit 0' TERM
 while true; do sleep 0.1; done
 """
-
-
-def wait_for(condition, *, timeout_s: float, what: str) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(POLL_S)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def events(log: Path) -> list[tuple[str, str, int]]:
@@ -78,8 +69,8 @@ def test_run_sh_restarts_a_child_that_exits_and_ctrl_c_stops_every_child(tmp_pat
         def started(role: str) -> list[int]:
             return [pid for event, name, pid in events(log) if event == "start" and name == role]
 
-        wait_for(lambda: len(started("worker")) == 2 and started("beat") and started("web"),
-                 timeout_s=STARTED_WITHIN_S, what="the worker to be started again, beside beat and web")
+        wait_until(lambda: len(started("worker")) == 2 and started("beat") and started("web"),
+                   timeout=STARTED_WITHIN_S, what="the worker to be started again, beside beat and web")
         assert "run.sh: worker exited with status 3; starting it again in 1s" in stderr.read_text()
         assert run.poll() is None  # one child exiting stops nothing else
 
