@@ -140,7 +140,7 @@ ACTION_TYPES = [
     ("TERMINATION_PENDING", "Waiting for deletion", "clock", "orange", "provider"),
     ("TERMINATOR_RETRY", "Termination retried", "rotate-cw", "purple", "reconcile"),
     ("TERMINATION_CONFIRMED", "Deletion confirmed", "check", "orange", "provider"),
-    ("INSTANCE_TERMINATED", "Instance terminated", "x-octagon", "red", "lifecycle"),
+    ("INSTANCE_TERMINATED", "Instance terminated", "x-octagon", "gray", "lifecycle"),  # an end, not a failure
     ("PROVIDER_DELETED_DETECTED", "Deleted at provider", "alert-triangle", "yellow", "reconcile"),
     ("ORPHAN_DETECTED", "Orphan server found", "alert-triangle", "yellow", "reconcile"),
     ("ORPHAN_TERMINATED", "Orphan server terminated", "x-octagon", "red", "reconcile"),

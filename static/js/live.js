@@ -49,15 +49,18 @@
     var seconds = Math.max(0, Math.round((Date.now() - lastUpdate) / 1000));
     var text = "updated " + ageText(seconds) + " ago";
     if (paused) text += " · paused";
-    else if (document.hidden) text += " · waiting for the tab to be shown";
+    else if (regions().some(function (region) { return region.querySelector("[data-live-hold]"); })) {
+      text += " · older rows shown: reload or filter to refresh";
+    } else if (document.hidden) text += " · waiting for the tab to be shown";
     else if (failed) text += " · the last refresh failed, retrying";
     age.textContent = text;
     bar.dataset.state = paused ? "paused" : (failed ? "failed" : "live");
   }
 
-  // A live region's answer: a good one counts as an update; an error answer is not swapped (htmx's default).
+  // An answer aimed at a live region (its refresh, or a filter form's): a good one counts as an update; an
+  // error answer is not swapped (htmx's default).
   document.addEventListener("htmx:beforeSwap", function (event) {
-    var region = event.detail.elt;
+    var region = event.detail.target;
     if (!region || !region.hasAttribute || !region.hasAttribute("data-live")) return;
     var status = event.detail.xhr.status;
     failed = !(status >= 200 && status < 300);
