@@ -17,8 +17,9 @@ from autoscaling.serializers import (
     PoolUpdateSerializer,
     SamplesQuerySerializer,
 )
+from inventiv.api_errors import ApiError, ErrorSerializer, error_response
 
-IN_USE = OpenApiResponse(description="The pool still has live instances, or a tick is deciding for it")
+IN_USE = OpenApiResponse(ErrorSerializer, description="in_use: the pool still has live instances, or a tick is deciding for it")
 
 
 @extend_schema(tags=["autoscaling"])
@@ -62,7 +63,7 @@ class PoolViewSet(
         try:
             pools.delete_pool(self.get_object(), actor=request.user)
         except pools.PoolInUse as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            return error_response(ApiError.IN_USE, str(exc), status_code=status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(parameters=[SamplesQuerySerializer], responses=PoolSampleSerializer(many=True))

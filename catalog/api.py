@@ -65,7 +65,9 @@ class CodeLookupMixin:
         if len(matches) > 1:
             names = " or ".join(f"?{param}=" for param in self.lookup_scope)
             kind = queryset.model._meta.verbose_name_plural
-            raise ValidationError({"detail": f"Several {kind} have code {code}: add {names} to choose one."})
+            # The first scope parameter is the one that tells the rows apart (README, "API conventions").
+            raise ValidationError({next(iter(self.lookup_scope), self.lookup_field): f"Several {kind} have code {code}: add {names} "
+                                                                   "to choose one."})
         self.check_object_permissions(self.request, matches[0])
         return matches[0]
 

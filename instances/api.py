@@ -19,18 +19,27 @@ from instances.serializers import (
     InstanceAcceptedSerializer,
     InstanceCreateSerializer,
     InstanceDetailSerializer,
-    InstanceRejectedSerializer,
     InstanceSerializer,
     DrainSerializer,
     StatusCountsSerializer,
     TerminateSerializer,
 )
-from instances.status import Status
+from instances.status import ErrorCode, Status
 from instances.sweeps import TERMINATOR_GRACE_S
+from inventiv.api_errors import ApiError, ErrorSerializer, error_body
 from inventiv.api_params import StableOrderingFilter, query_bool
 from inventiv.enqueue import EnqueueReport, watch_enqueues
 
-CONFLICT = OpenApiResponse(description="The instance's status does not allow this (the message says why)")
+CONFLICT = OpenApiResponse(ErrorSerializer, description="invalid_status: the instance's status does not allow this "
+                           "(the message says why)")
+# The field a rejected request's error code blames (README, "API conventions").
+REJECTED_FIELDS = {
+    ErrorCode.INVALID_PROVIDER: "provider",
+    ErrorCode.INVALID_ZONE: "zone", ErrorCode.INACTIVE_ZONE: "zone",
+    ErrorCode.INVALID_INSTANCE_TYPE: "instance_type", ErrorCode.INACTIVE_INSTANCE_TYPE: "instance_type",
+    ErrorCode.INSTANCE_TYPE_NOT_AVAILABLE_IN_ZONE: "instance_type",
+    ErrorCode.MISSING_MODEL: "model", ErrorCode.INVALID_MODEL: "model", ErrorCode.INCOMPATIBLE_MODEL_INSTANCE: "model",
+}
 
 
 class InstanceFilter(django_filters.FilterSet):
@@ -68,8 +77,20 @@ def accepted(instance: Instance, enqueues: EnqueueReport, *, action: str) -> Res
     return Response(InstanceAcceptedSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
 
 
-def conflict(instance: Instance, exc: InvalidTransition, *, rule: str) -> Response:
-    return Response({"detail": f"Instance {instance.pk} is {exc.before}: {rule}"}, status=status.HTTP_409_CONFLICT)
+def conflict(instance: Instance, before: str, *, rule: str) -> Response:
+    """409 invalid_status: the instance's status does not allow the action (README, "API conventions")."""
+    body = error_body(ApiError.INVALID_STATUS, f"Instance {instance.pk} is {before}: {rule}")
+    body["error"]["instance"] = str(instance.pk)
+    return Response(body, status=status.HTTP_409_CONFLICT)
+
+
+def rejected(instance: Instance) -> Response:
+    """400 for a stored `provisioning_failed` request: its ErrorCode, the field at fault, the stored instance."""
+    field = REJECTED_FIELDS.get(instance.error_code)
+    body = error_body(instance.error_code, instance.error_message,
+                      {field: instance.error_message} if field else None)
+    body["error"]["instance"] = str(instance.pk)
+    return Response(body, status=status.HTTP_400_BAD_REQUEST)
 
 
 @extend_schema(tags=["instances"])
@@ -100,9 +121,10 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(
         request=InstanceCreateSerializer,
-        responses={202: InstanceAcceptedSerializer, 400: InstanceRejectedSerializer},
+        responses={202: InstanceAcceptedSerializer, 400: ErrorSerializer},
         description="Request a machine. Every request is stored: a rejected one answers 400 with its error code "
-        "and the id of the stored `provisioning_failed` instance.",
+        "(INVALID_ZONE...), the field at fault and the id of the stored `provisioning_failed` instance "
+        "(`error.instance`).",
     )
     def create(self, request, *args, **kwargs):
         body = InstanceCreateSerializer(data=request.data)
@@ -110,8 +132,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         with watch_enqueues() as enqueues:
             instance = requests.request_instance(**body.request_arguments(), actor=request.user)
         if instance.status == Status.PROVISIONING_FAILED:
-            rejected = {"error_code": instance.error_code, "message": instance.error_message, "instance_id": instance.pk}
-            return Response(InstanceRejectedSerializer(rejected).data, status=status.HTTP_400_BAD_REQUEST)
+            return rejected(instance)
         return accepted(instance, enqueues, action="create")
 
     @extend_schema(request=TerminateSerializer, responses={202: InstanceAcceptedSerializer})
@@ -137,8 +158,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             with watch_enqueues() as enqueues:
                 instance = draining.drain_instance(instance, actor=request.user, **body.validated_data)
         except draining.DrainRefused:
-            return Response({"detail": f"Instance {instance.pk} is {instance.status}: only a ready instance can be "
-                             "drained."}, status=status.HTTP_409_CONFLICT)
+            return conflict(instance, instance.status, rule="only a ready instance can be drained.")
         return accepted(instance, enqueues, action="drain")
 
     @extend_schema(request=None, responses={200: InstanceSerializer, 409: CONFLICT})
@@ -149,7 +169,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         try:
             instance = termination.archive_instance(instance, actor=request.user)
         except InvalidTransition as exc:
-            return conflict(instance, exc, rule="only a terminated instance can be archived; terminate it first.")
+            return conflict(instance, exc.before, rule="only a terminated instance can be archived; terminate it first.")
         return Response(InstanceSerializer(instance).data)
 
     @extend_schema(request=None, responses={202: InstanceAcceptedSerializer, 409: CONFLICT})
@@ -161,7 +181,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             with watch_enqueues() as enqueues:
                 instance = readiness.reinstall_instance(instance, actor=request.user)
         except InvalidTransition as exc:
-            return conflict(instance, exc, rule="only a machine that is up (ready, or failed after it started) can be reinstalled.")
+            return conflict(instance, exc.before, rule="only a machine that is up (ready, or failed after it started) can be reinstalled.")
         return accepted(instance, enqueues, action="reinstall")
 
 

@@ -3,7 +3,7 @@
 from rest_framework import serializers
 
 from instances.models import Instance
-from instances.status import ErrorCode, Status
+from instances.status import Status
 from instances.templatetags.instance_display import progress_percent
 from monitoring.serializers import ActionLogSerializer
 
@@ -31,15 +31,6 @@ class InstanceCreateSerializer(serializers.Serializer):
 
     def request_arguments(self) -> dict:
         return {name: self.validated_data.get(name) for name in self.fields}
-
-
-class InstanceRejectedSerializer(serializers.Serializer):
-    """A rejected request (all three fields), or a body that is not a request at all (a plain validation
-    error naming the field, and nothing stored): the schema says both, so none is required."""
-
-    error_code = serializers.ChoiceField(choices=ErrorCode.choices, required=False)
-    message = serializers.CharField(required=False)
-    instance_id = serializers.UUIDField(required=False, help_text="The stored provisioning_failed request")
 
 
 class TerminateSerializer(serializers.Serializer):

@@ -40,7 +40,7 @@ def test_it_refuses_a_zone_of_another_provider_and_changes_nothing(api, seed):
     response = api.put("/api/instance-types/L4-1-24G/zones/", {"zones": ["fr-par-3", "mock-eu-1"]}, format="json")
 
     assert response.status_code == 400
-    reason = response.json()["zones"][0]
+    reason = response.json()["error"]["fields"]["zones"]
     assert "mock-eu-1" in reason and "scaleway" in reason
     assert offered_in("L4-1-24G") == ["fr-par-2", "pl-waw-2"]
 
@@ -49,7 +49,7 @@ def test_it_refuses_an_unknown_zone_and_changes_nothing(api, seed):
     response = api.put("/api/instance-types/L4-1-24G/zones/", {"zones": ["fr-par-2", "mars-1"]}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"zones": ["Unknown zone: mars-1."]}
+    assert response.json()["error"]["fields"] == {"zones": "Unknown zone: mars-1."}
     assert offered_in("L4-1-24G") == ["fr-par-2", "pl-waw-2"]
 
 
@@ -57,7 +57,7 @@ def test_it_refuses_a_zones_body_that_is_not_a_list(api, seed):
     response = api.put("/api/instance-types/L4-1-24G/zones/", {"zones": "fr-par-2"}, format="json")
 
     assert response.status_code == 400
-    assert "zones" in response.json()
+    assert "zones" in response.json()["error"]["fields"]
 
 
 def test_it_picks_the_zone_of_the_types_own_provider_when_codes_are_shared(api, db):

@@ -30,7 +30,7 @@ def test_it_refuses_a_value_below_the_minimum(api, seed):
     response = api.put("/api/settings/sweep_interval_s/", {"value": "0"}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"value": ["0 is below the minimum 1"]}
+    assert response.json()["error"] == {"code": "invalid", "message": "Invalid input: value: 0 is below the minimum 1.", "fields": {"value": "0 is below the minimum 1."}}
     assert RuntimeSetting.objects.get(key="sweep_interval_s").value == "10"
 
 
@@ -38,14 +38,14 @@ def test_it_refuses_a_value_that_is_not_an_integer(api, seed):
     response = api.patch("/api/settings/sweep_interval_s/", {"value": "ten"}, format="json")
 
     assert response.status_code == 400
-    assert "is not a valid int" in response.json()["value"][0]
+    assert "is not a valid int" in response.json()["error"]["fields"]["value"]
 
 
 def test_it_refuses_a_value_that_is_not_a_scalar(api, seed):
     response = api.patch("/api/settings/sweep_interval_s/", {"value": [1]}, format="json")
 
     assert response.status_code == 400
-    assert "value" in response.json()
+    assert "value" in response.json()["error"]["fields"]
 
 
 def test_it_keeps_type_bounds_and_default_read_only(api, seed):

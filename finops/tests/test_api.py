@@ -64,7 +64,7 @@ def test_a_bad_spend_query_is_a_400_naming_the_field(viewer_api, db, params, fie
     response = viewer_api.get("/api/finops/spend/", params)
 
     assert response.status_code == 400
-    assert list(response.json()) == [field]
+    assert list(response.json()["error"]["fields"]) == [field]
 
 
 def test_the_series_has_one_aligned_line_per_group(viewer_api, two_hours):
@@ -92,7 +92,7 @@ def test_a_bad_series_query_is_a_400_naming_the_field(viewer_api, db, params, fi
     response = viewer_api.get("/api/finops/series/", params)
 
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["error"]["fields"]
 
 
 def test_token_costs_cover_the_window(viewer_api, two_hours):
@@ -139,7 +139,7 @@ def test_a_budget_needs_one_free_scope_and_a_positive_amount(api, db, body, fiel
     response = api.post("/api/finops/budgets/", body, format="json")
 
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["error"]["fields"]
 
 
 def test_only_staff_change_budgets(viewer_api, db):

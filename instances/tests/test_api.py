@@ -46,9 +46,9 @@ def test_a_rejected_request_is_a_400_with_its_code_and_the_stored_instance(api, 
     response = api.post(URL, body, format="json")
 
     assert response.status_code == 400
-    answer = response.json()
-    assert answer["error_code"] == code and answer["message"]
-    stored = Instance.objects.get(pk=answer["instance_id"])
+    answer = response.json()["error"]
+    assert answer["code"] == code and answer["message"]
+    stored = Instance.objects.get(pk=answer["instance"])
     assert (stored.status, stored.error_code, stored.error_message) == (
         Status.PROVISIONING_FAILED, code, answer["message"]
     )
@@ -56,15 +56,15 @@ def test_a_rejected_request_is_a_400_with_its_code_and_the_stored_instance(api, 
 
 def test_a_request_with_no_body_at_all_is_stored_as_missing_params(api, mock_cloud):
     response = api.post(URL, {}, format="json")
-    assert response.status_code == 400 and response.json()["error_code"] == ErrorCode.MISSING_PARAMS
-    assert Instance.objects.filter(pk=response.json()["instance_id"]).exists()
+    assert response.status_code == 400 and response.json()["error"]["code"] == ErrorCode.MISSING_PARAMS
+    assert Instance.objects.filter(pk=response.json()["error"]["instance"]).exists()
 
 
 @pytest.mark.parametrize("value", [42, ["mock-eu-1"], {"code": "mock-eu-1"}, True])
 def test_a_value_that_is_not_a_string_is_a_plain_400_naming_the_field(api, mock_cloud, value):
     response = api.post(URL, {**MOCK_REQUEST, "zone": value}, format="json")
     assert response.status_code == 400
-    assert "zone" in response.json()
+    assert "zone" in response.json()["error"]["fields"]
     assert not Instance.objects.exists()
 
 
@@ -109,7 +109,9 @@ def test_archiving_an_instance_that_is_not_terminated_is_a_409_saying_why(api, m
     instance = make_instance(status=Status.READY)
     response = api.post(f"{URL}{instance.pk}/archive/")
     assert response.status_code == 409
-    assert "ready" in response.json()["detail"] and "terminate it first" in response.json()["detail"]
+    error = response.json()["error"]
+    assert error["code"] == "invalid_status" and error["instance"] == str(instance.pk)
+    assert "ready" in error["message"] and "terminate it first" in error["message"]
     assert Instance.objects.get(pk=instance.pk).status == Status.READY
 
 
@@ -124,7 +126,7 @@ def test_a_ready_instance_can_be_reinstalled_and_a_terminated_one_cannot(api, mo
 
 
 def test_reinstalling_a_rejected_request_is_a_409_not_a_crash(api, mock_cloud):
-    rejected = api.post(URL, {}, format="json").json()["instance_id"]  # no provider, zone or type at all
+    rejected = api.post(URL, {}, format="json").json()["error"]["instance"]  # no provider, zone or type at all
 
     response = api.post(f"{URL}{rejected}/reinstall/")
 
@@ -152,7 +154,7 @@ def test_the_list_filters_by_status_and_placement_and_orders(api, mock_cloud):
 @pytest.mark.parametrize(("params", "field"), [({"status": "sleeping"}, "status"), ({"archived": "maybe"}, "archived")])
 def test_bad_list_parameters_are_a_400_naming_the_field(api, mock_cloud, params, field):
     response = api.get(URL, params)
-    assert response.status_code == 400 and field in response.json()
+    assert response.status_code == 400 and field in response.json()["error"]["fields"]
 
 
 def test_secrets_are_never_in_the_api(api, mock_cloud):
