@@ -67,13 +67,13 @@ class PoolViewSet(
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(parameters=[SamplesQuerySerializer], responses=PoolSampleSerializer(many=True))
-    @action(detail=True, pagination_class=None)
+    @action(detail=True)
     def samples(self, request, name=None):
-        """The pool's samples (one per autoscaler tick) of the last `minutes`, oldest first."""
+        """The pool's samples (one per autoscaler tick) of the last `minutes`, oldest first, paged."""
         query = SamplesQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         rows = selectors.pool_samples(self.get_object(), minutes=query.validated_data["minutes"])
-        return Response(PoolSampleSerializer(rows, many=True).data)
+        return self.get_paginated_response(PoolSampleSerializer(self.paginate_queryset(rows), many=True).data)
 
     def _read(self, pool) -> dict:
         return PoolSerializer(selectors.pool_rows().get(pk=pool.pk)).data

@@ -180,7 +180,7 @@ REST_FRAMEWORK = {
         "knox.auth.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["inventiv.permissions.IsStaffOrReadOnly"],
-    "DEFAULT_PAGINATION_CLASS": "inventiv.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "inventiv.pagination.LimitOffsetPagination",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",

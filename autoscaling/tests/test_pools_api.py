@@ -225,7 +225,7 @@ def test_samples_cover_the_minutes_asked_oldest_first(seed, viewer_api):
     for minutes_ago in (90, 30, 5):
         PoolSample.objects.create(pool=pool, at=now - timedelta(minutes=minutes_ago), desired=minutes_ago)
 
-    assert [s["desired"] for s in viewer_api.get("/api/pools/echo/samples/").json()] == [30, 5]
-    assert [s["desired"] for s in viewer_api.get("/api/pools/echo/samples/?minutes=120").json()] == [90, 30, 5]
+    assert [s["desired"] for s in viewer_api.get("/api/pools/echo/samples/").json()["results"]] == [30, 5]
+    assert [s["desired"] for s in viewer_api.get("/api/pools/echo/samples/?minutes=120").json()["results"]] == [90, 30, 5]
     assert viewer_api.get("/api/pools/echo/samples/?minutes=0").status_code == 400
     assert viewer_api.get("/api/pools/nope/samples/").status_code == 404

@@ -28,11 +28,17 @@ def test_it_orders_most_expensive_first_when_asked(api, seed):
 
 
 def test_it_pages_lists_with_a_total_count(api, seed):
-    body = api.get("/api/instance-types/?page_size=5").json()
+    body = api.get("/api/instance-types/?limit=5").json()
 
-    assert body["count"] == 18
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == 18 and body["previous"] is None
     assert len(body["results"]) == 5
-    assert body["next"].endswith("page=2&page_size=5")
+    assert body["next"].endswith("limit=5&offset=5")
+
+
+def test_a_limit_above_the_maximum_is_clamped_to_it(api, seed):
+    body = api.get("/api/instance-types/?limit=100000").json()
+    assert body["count"] == 18 and len(body["results"]) == 18 and body["next"] is None
 
 
 @pytest.mark.parametrize(
