@@ -4,12 +4,14 @@ Pools are addressed by name. Anyone signed in reads; staff change. A refused def
 the field and the reason, and changes nothing; deleting a pool that still has live instances answers 409.
 """
 
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from autoscaling import pools, selectors
+from autoscaling.models import Pool
 from autoscaling.serializers import (
     PoolInputSerializer,
     PoolSampleSerializer,
@@ -17,7 +19,15 @@ from autoscaling.serializers import (
     PoolUpdateSerializer,
     SamplesQuerySerializer,
 )
+from instances.models import Instance
+from instances.status import LIVE
 from inventiv.api_errors import ApiError, ErrorSerializer, error_response
+
+def with_members(pools: QuerySet[Pool]) -> QuerySet[Pool]:
+    """`pools`, each with `live_members`: its live instances, oldest first (one query for all)."""
+    members = Instance.objects.filter(status__in=LIVE).only("id", "status", "pool_id").order_by("created_at", "id")
+    return pools.prefetch_related(Prefetch("instances", queryset=members, to_attr="live_members"))
+
 
 IN_USE = OpenApiResponse(ErrorSerializer, description="in_use: the pool still has live instances, or a tick is deciding for it")
 
@@ -41,7 +51,7 @@ class PoolViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        return selectors.pool_rows()
+        return with_members(selectors.pool_rows())
 
     def create(self, request, *args, **kwargs):
         """Create a pool with its ordered choices. Omitted settings take their defaults."""
@@ -76,7 +86,7 @@ class PoolViewSet(
         return self.get_paginated_response(PoolSampleSerializer(self.paginate_queryset(rows), many=True).data)
 
     def _read(self, pool) -> dict:
-        return PoolSerializer(selectors.pool_rows().get(pk=pool.pk)).data
+        return PoolSerializer(with_members(selectors.pool_rows()).get(pk=pool.pk)).data
 
 
 def register(router):

@@ -14,7 +14,14 @@ from catalog.runtime_settings import get_setting
 from instances import draining, readiness, requests, termination
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance
-from instances.selectors import active_instances, archived_instances, instances, status_counts, timeline
+from instances.selectors import (
+    active_instances,
+    archived_instances,
+    instances,
+    status_counts,
+    timeline,
+    with_heartbeats,
+)
 from instances.serializers import (
     InstanceAcceptedSerializer,
     InstanceCreateSerializer,
@@ -48,10 +55,11 @@ class InstanceFilter(django_filters.FilterSet):
     zone = django_filters.CharFilter(field_name="zone__code")
     instance_type = django_filters.CharFilter(field_name="instance_type__code")
     model = django_filters.CharFilter(field_name="model__code")
+    pool = django_filters.NumberFilter(field_name="pool_id", help_text="Pool id: the members of one pool")
 
     class Meta:
         model = Instance
-        fields = ["status", "provider", "zone", "instance_type", "model"]
+        fields = ["status", "provider", "zone", "instance_type", "model", "pool"]
 
 
 def left_to_sweeps(action: str) -> str:
@@ -69,6 +77,7 @@ def left_to_sweeps(action: str) -> str:
 
 def accepted(instance: Instance, enqueues: EnqueueReport, *, action: str) -> Response:
     """202 with the instance, saying whether its task was enqueued or a sweep will finish the work."""
+    with_heartbeats([instance])
     instance.enqueued = enqueues.all_sent
     instance.note = "" if enqueues.all_sent else (
         f"Saved, but the task queue is unreachable: {left_to_sweeps(action)}, once the queue is back. "
@@ -112,10 +121,12 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(parameters=[OpenApiParameter("archived", OpenApiTypes.BOOL, description="List archived instances")])
     def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        page = with_heartbeats(self.paginate_queryset(self.filter_queryset(self.get_queryset())))
+        return self.get_paginated_response(InstanceSerializer(page, many=True).data)
 
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()
+        with_heartbeats([instance])
         instance.timeline = timeline(instance)
         return Response(InstanceDetailSerializer(instance).data)
 
@@ -170,7 +181,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             instance = termination.archive_instance(instance, actor=request.user)
         except InvalidTransition as exc:
             return conflict(instance, exc.before, rule="only a terminated instance can be archived; terminate it first.")
-        return Response(InstanceSerializer(instance).data)
+        return Response(InstanceSerializer(with_heartbeats([instance])[0]).data)
 
     @extend_schema(request=None, responses={202: InstanceAcceptedSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])

@@ -180,3 +180,36 @@ def test_a_viewer_reads_but_cannot_create_or_terminate(viewer_api, mock_cloud):
     assert viewer_api.post(URL, MOCK_REQUEST, format="json").status_code == 403
     assert viewer_api.post(f"{URL}{instance.pk}/terminate/").status_code == 403
     assert Instance.objects.count() == 1
+
+
+def test_an_instance_shows_its_pool_its_worker_status_and_its_heartbeat_age(api, mock_cloud):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from autoscaling.tests.factories import make_pool
+    from monitoring.models import WorkerState
+
+    pool = make_pool(name="echo")
+    member = make_instance(status=Status.READY, pool=pool)
+    loner = make_instance(status=Status.BOOTING)
+    WorkerState.objects.create(instance_id=member.pk, status=WorkerState.WorkerStatus.READY,
+                               last_heartbeat_at=timezone.now() - timedelta(seconds=12))
+
+    listed = api.get(URL, {"pool": pool.pk}).json()
+    assert [row["id"] for row in listed["results"]] == [str(member.pk)]
+    row = listed["results"][0]
+    assert row["pool"] == pool.pk and row["worker_status"] == "ready" and 12 <= row["heartbeat_age_s"] < 60
+    shown = api.get(f"{URL}{loner.pk}/").json()
+    assert (shown["pool"], shown["worker_status"], shown["heartbeat_age_s"]) == (None, None, None)
+
+
+def test_a_pool_lists_its_live_members(api, mock_cloud):
+    from autoscaling.tests.factories import make_pool
+
+    pool = make_pool(name="echo")
+    ready = make_instance(status=Status.READY, pool=pool)
+    make_instance(status=Status.TERMINATED, with_server=False, pool=pool)
+
+    listed = api.get("/api/pools/").json()["results"]
+    assert [(row["id"], row["members"]) for row in listed] == [(pool.pk, [{"id": str(ready.pk), "status": "ready"}])]
