@@ -19,6 +19,7 @@ from catalog import filters, serializers, services
 from catalog.models import LlmModel, Provider, Region, RuntimeSetting, Zone
 from catalog.selectors import instance_types_with_offers, with_zone_offers
 from inventiv.api_params import StableOrderingFilter
+from inventiv.api_schema import OneObjectSchema
 from monitoring.audit import AuditedViewSetMixin, Source, Verb, action_type, record_change
 from monitoring.models import ActionType
 
@@ -195,6 +196,8 @@ class LlmModelViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelViewSe
 )
 class LaunchPlanViewSet(viewsets.ViewSet):
     """What a machine of `instance_type` would run to serve `model`, or why it cannot (README, "Launch plans")."""
+
+    schema = OneObjectSchema()
 
     def list(self, request):
         query = serializers.LaunchPlanQuerySerializer(data=request.query_params)

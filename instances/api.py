@@ -3,7 +3,6 @@
 import django_filters
 from django.conf import settings
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -35,6 +34,7 @@ from instances.status import ErrorCode, Status
 from instances.sweeps import TERMINATOR_GRACE_S
 from inventiv.api_errors import ApiError, ErrorSerializer, error_body
 from inventiv.api_params import StableOrderingFilter, query_bool
+from inventiv.api_schema import OneObjectSchema
 from inventiv.enqueue import EnqueueReport, watch_enqueues
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="invalid_status: the instance's status does not allow this "
@@ -194,13 +194,6 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         except InvalidTransition as exc:
             return conflict(instance, exc.before, rule="only a machine that is up (ready, or failed after it started) can be reinstalled.")
         return accepted(instance, enqueues, action="reinstall")
-
-
-class OneObjectSchema(AutoSchema):
-    """The schema of a viewset whose `list` answers one object (the counts), not an array of them."""
-
-    def _is_list_view(self, serializer=None) -> bool:
-        return False
 
 
 @extend_schema(tags=["instances"])

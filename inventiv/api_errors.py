@@ -9,10 +9,13 @@ nested fields are named `parent.child` (`choices.0.zone`), several reasons for o
 from django.core.exceptions import ObjectDoesNotExist
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import ProtectedError, RestrictedError
+from django.http import JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+API_PREFIX = "/api/"
 # Reasons DRF files under these keys belong to no one field: they become the message.
 NON_FIELD_KEYS = ("non_field_errors", "detail")
 # The most blocking rows of one kind a 409 names (a provider may have hundreds of zones).
@@ -170,3 +173,11 @@ def exception_handler(exc, context):
         message = " ".join(flatten_reasons(detail).values()) if isinstance(detail, dict | list) else _sentence(detail)
         response.data = error_body(_code(exc, response.status_code), message)
     return response
+
+
+def not_found(request, exception=None):
+    """Django's 404 (no URL matched): the error shape under /api/ (the worker protocol's paths included: its
+    agent reads only the status), the 404 page elsewhere."""
+    if request.path.startswith(API_PREFIX):
+        return JsonResponse(error_body(ApiError.NOT_FOUND, f"No endpoint at {request.path}."), status=404)
+    return page_not_found(request, exception)

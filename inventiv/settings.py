@@ -205,6 +205,8 @@ SPECTACULAR_SETTINGS = {
         "InstanceStatusEnum": "instances.models.Status",
         "ActionLogStatusEnum": "monitoring.models.ActionLog.Status",
     },
+    # Every operation documents its error answers in the one error shape (README, "API conventions").
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "inventiv.api_schema.add_error_responses"],
 }
 
 # --- Celery ---------------------------------------------------------------------------------

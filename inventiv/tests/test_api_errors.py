@@ -110,3 +110,10 @@ def test_deleting_a_row_others_depend_on_is_in_use(api, seed):
     assert response.status_code == 409
     error = error_of(response)
     assert error["code"] == ApiError.IN_USE and "regions (fr-par" in error["message"]
+
+
+def test_a_path_no_endpoint_matches_is_a_404_in_the_error_shape_under_api_only(api, seed):
+    response = api.get("/api/action-logs/not-a-number/")
+    assert response.status_code == 404 and error_of(response)["code"] == ApiError.NOT_FOUND
+    assert api.get("/no-such-page/").status_code == 404
+    assert api.get("/api/instances").status_code == 301  # the slash is still added
