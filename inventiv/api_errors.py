@@ -104,7 +104,9 @@ def flatten_reasons(detail, prefix: str = "") -> dict[str, str]:
     if isinstance(detail, dict):
         fields: dict[str, str] = {}
         for key, value in detail.items():
-            fields.update(flatten_reasons(value, f"{prefix}.{key}" if prefix else str(key)))
+            # A nested object's own reasons (`non_field_errors`) belong to the object: `choices.0`.
+            name = prefix if prefix and key in NON_FIELD_KEYS else f"{prefix}.{key}" if prefix else str(key)
+            fields.update(flatten_reasons(value, name))
         return fields
     if isinstance(detail, list | tuple):
         if any(isinstance(item, dict | list | tuple) for item in detail):

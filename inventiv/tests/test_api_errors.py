@@ -19,13 +19,14 @@ def error_of(response) -> dict:
 def test_nested_reasons_are_flattened_to_one_string_per_dotted_field():
     detail = {
         "name": ["Too long.", "Reserved"],
-        "choices": [{}, {"zone": ["No zone has code mars-1."]}],
+        "choices": [{}, {"zone": ["No zone has code mars-1."]}, {"non_field_errors": ["Already choice #1"]}],
         "limits": {"rpm": ["Must be positive."]},
         "non_field_errors": ["Pick one."],
     }
     assert flatten_reasons(detail) == {
         "name": "Too long. Reserved.",
         "choices.1.zone": "No zone has code mars-1.",
+        "choices.2": "Already choice #1.",
         "limits.rpm": "Must be positive.",
         "non_field_errors": "Pick one.",
     }
