@@ -39,6 +39,8 @@ from inventiv.enqueue import EnqueueReport, watch_enqueues
 
 CONFLICT = OpenApiResponse(ErrorSerializer, description="invalid_status: the instance's status does not allow this "
                            "(the message says why)")
+# The fields a request must name (MISSING_PARAMS names those it lacks).
+PLACEMENT = ("provider", "zone", "instance_type")
 # The field a rejected request's error code blames (README, "API conventions").
 REJECTED_FIELDS = {
     ErrorCode.INVALID_PROVIDER: "provider",
@@ -95,9 +97,12 @@ def conflict(instance: Instance, before: str, *, rule: str) -> Response:
 
 def rejected(instance: Instance) -> Response:
     """400 for a stored `provisioning_failed` request: its ErrorCode, the field at fault, the stored instance."""
-    field = REJECTED_FIELDS.get(instance.error_code)
-    body = error_body(instance.error_code, instance.error_message,
-                      {field: instance.error_message} if field else None)
+    if instance.error_code == ErrorCode.MISSING_PARAMS:
+        fields = {name: "Required." for name in PLACEMENT if not str(instance.requested.get(name) or "").strip()}
+    else:
+        field = REJECTED_FIELDS.get(instance.error_code)
+        fields = {field: instance.error_message} if field else None
+    body = error_body(instance.error_code, instance.error_message, fields)
     body["error"]["instance"] = str(instance.pk)
     return Response(body, status=status.HTTP_400_BAD_REQUEST)
 

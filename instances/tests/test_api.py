@@ -57,6 +57,8 @@ def test_a_rejected_request_is_a_400_with_its_code_and_the_stored_instance(api, 
 def test_a_request_with_no_body_at_all_is_stored_as_missing_params(api, mock_cloud):
     response = api.post(URL, {}, format="json")
     assert response.status_code == 400 and response.json()["error"]["code"] == ErrorCode.MISSING_PARAMS
+    assert response.json()["error"]["fields"] == {"provider": "Required.", "zone": "Required.",
+                                                  "instance_type": "Required."}
     assert Instance.objects.filter(pk=response.json()["error"]["instance"]).exists()
 
 
