@@ -100,7 +100,8 @@ def browser():
 @pytest.fixture
 def page(browser, live_server):
     context = browser.new_context(base_url=live_server.url)
-    context.set_default_timeout(10_000)
+    # A ceiling, not a speed check: a busy 2-core machine can take seconds to serve a page.
+    context.set_default_timeout(30_000)
     page = context.new_page()
     yield page
     context.close()

@@ -4,12 +4,14 @@ Pools are addressed by name. Anyone signed in reads; staff change. A refused def
 the field and the reason, and changes nothing; deleting a pool that still has live instances answers 409.
 """
 
+from django.db.models import Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from autoscaling import pools, selectors
+from autoscaling.models import Pool
 from autoscaling.serializers import (
     PoolInputSerializer,
     PoolSampleSerializer,
@@ -17,8 +19,17 @@ from autoscaling.serializers import (
     PoolUpdateSerializer,
     SamplesQuerySerializer,
 )
+from instances.models import Instance
+from instances.status import LIVE
+from inventiv.api_errors import ApiError, ErrorSerializer, error_response
 
-IN_USE = OpenApiResponse(description="The pool still has live instances, or a tick is deciding for it")
+def with_members(pools: QuerySet[Pool]) -> QuerySet[Pool]:
+    """`pools`, each with `live_members`: its live instances, oldest first (one query for all)."""
+    members = Instance.objects.filter(status__in=LIVE).only("id", "status", "pool_id").order_by("created_at", "id")
+    return pools.prefetch_related(Prefetch("instances", queryset=members, to_attr="live_members"))
+
+
+IN_USE = OpenApiResponse(ErrorSerializer, description="in_use: the pool still has live instances, or a tick is deciding for it")
 
 
 @extend_schema(tags=["autoscaling"])
@@ -40,7 +51,7 @@ class PoolViewSet(
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self):
-        return selectors.pool_rows()
+        return with_members(selectors.pool_rows())
 
     def create(self, request, *args, **kwargs):
         """Create a pool with its ordered choices. Omitted settings take their defaults."""
@@ -62,20 +73,20 @@ class PoolViewSet(
         try:
             pools.delete_pool(self.get_object(), actor=request.user)
         except pools.PoolInUse as exc:
-            return Response({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+            return error_response(ApiError.IN_USE, str(exc), status_code=status.HTTP_409_CONFLICT)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(parameters=[SamplesQuerySerializer], responses=PoolSampleSerializer(many=True))
-    @action(detail=True, pagination_class=None)
+    @action(detail=True)
     def samples(self, request, name=None):
-        """The pool's samples (one per autoscaler tick) of the last `minutes`, oldest first."""
+        """The pool's samples (one per autoscaler tick) of the last `minutes`, oldest first, paged."""
         query = SamplesQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         rows = selectors.pool_samples(self.get_object(), minutes=query.validated_data["minutes"])
-        return Response(PoolSampleSerializer(rows, many=True).data)
+        return self.get_paginated_response(PoolSampleSerializer(self.paginate_queryset(rows), many=True).data)
 
     def _read(self, pool) -> dict:
-        return PoolSerializer(selectors.pool_rows().get(pk=pool.pk)).data
+        return PoolSerializer(with_members(selectors.pool_rows()).get(pk=pool.pk)).data
 
 
 def register(router):

@@ -108,10 +108,17 @@ class PoolSignalsSerializer(serializers.Serializer):
     kv_cache_usage = serializers.FloatField(allow_null=True)
 
 
+class PoolMemberSerializer(serializers.Serializer):
+    id = serializers.UUIDField(help_text="The instance's id")
+    status = serializers.CharField()
+
+
 class PoolSerializer(serializers.ModelSerializer):
-    """A pool as `autoscaling.selectors.pool_rows` reads it: settings, choices, size and latest signals."""
+    """A pool as `autoscaling.selectors.pool_rows` reads it: settings, choices, size, members and latest signals."""
 
     model = serializers.CharField(source="model.code")
+    members = PoolMemberSerializer(many=True, source="live_members", default=list, help_text="Its live instances "
+                                   "(requested, starting, serving or draining), oldest first")
     choices = PoolChoiceSerializer(many=True)
     size = PoolSizeSerializer(source="*")
     signals = serializers.SerializerMethodField()
@@ -119,9 +126,9 @@ class PoolSerializer(serializers.ModelSerializer):
     class Meta:
         model = Pool
         fields = [
-            "name", "model", "enabled", "min_size", "max_size", "target_in_flight", "ttft_p95_objective_s",
+            "id", "name", "model", "enabled", "min_size", "max_size", "target_in_flight", "ttft_p95_objective_s",
             "scale_up_window_s", "scale_down_window_s", "drain_timeout_s", "scale_to_zero", "idle_period_s",
-            "hold_timeout_s", "hold_queue_size", "choices", "size", "desired_size", "last_reason", "last_decision_at",
+            "hold_timeout_s", "hold_queue_size", "choices", "size", "members", "desired_size", "last_reason", "last_decision_at",
             "held_requests", "signals", "created_at", "updated_at",
         ]
         read_only_fields = fields

@@ -19,6 +19,7 @@ from catalog import filters, serializers, services
 from catalog.models import LlmModel, Provider, Region, RuntimeSetting, Zone
 from catalog.selectors import instance_types_with_offers, with_zone_offers
 from inventiv.api_params import StableOrderingFilter
+from inventiv.api_schema import OneObjectSchema
 from monitoring.audit import AuditedViewSetMixin, Source, Verb, action_type, record_change
 from monitoring.models import ActionType
 
@@ -65,9 +66,16 @@ class CodeLookupMixin:
         if len(matches) > 1:
             names = " or ".join(f"?{param}=" for param in self.lookup_scope)
             kind = queryset.model._meta.verbose_name_plural
-            raise ValidationError({"detail": f"Several {kind} have code {code}: add {names} to choose one."})
+            # The first scope parameter is the one that tells the rows apart (README, "API conventions").
+            raise ValidationError({next(iter(self.lookup_scope), self.lookup_field): f"Several {kind} have code {code}: add {names} "
+                                                                   "to choose one."})
         self.check_object_permissions(self.request, matches[0])
         return matches[0]
+
+    def paged(self, rows, serializer_class) -> Response:
+        """A related list in the API's one pagination (README, "API conventions")."""
+        page = self.paginate_queryset(rows)
+        return self.get_paginated_response(serializer_class(page, many=True).data)
 
 
 class ProviderViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelViewSet):
@@ -101,11 +109,11 @@ class ZoneViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelViewSet):
     lookup_scope = {"provider": "region__provider__code", "region": "region__code"}
 
     @extend_schema(responses=serializers.InstanceTypeSerializer(many=True))
-    @action(detail=True, url_path="instance-types", filter_backends=[], pagination_class=None)
+    @action(detail=True, url_path="instance-types", filter_backends=[])
     def instance_types(self, request, code=None):
         """The instance types offered in this zone."""
-        types = instance_types_with_offers().filter(zone_offers__zone=self.get_object())
-        return Response(serializers.InstanceTypeSerializer(types, many=True).data)
+        types = instance_types_with_offers().filter(zone_offers__zone=self.get_object()).order_by("code", "pk")
+        return self.paged(types, serializers.InstanceTypeSerializer)
 
 
 @scoped_by(PROVIDER_PARAM, actions=(*DETAIL_ACTIONS, "zones", "compatible_models"))
@@ -137,7 +145,7 @@ class InstanceTypeViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelVi
         responses=serializers.InstanceTypeZonesSerializer,
         summary="Replace the zones offered in",
     )
-    @action(detail=True, methods=["get", "put"], filter_backends=[], pagination_class=None)
+    @action(detail=True, methods=["get", "put"], filter_backends=[], pagination_class=None)  # one object
     def zones(self, request, code=None):
         """The zones this type is offered in; PUT replaces the whole set (zones of its own provider only)."""
         instance_type = self.get_object()
@@ -156,11 +164,11 @@ class InstanceTypeViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelVi
         return Response(serializers.InstanceTypeZonesSerializer({"zones": offers}).data)
 
     @extend_schema(responses=serializers.LlmModelSerializer(many=True))
-    @action(detail=True, url_path="compatible-models", filter_backends=[], pagination_class=None)
+    @action(detail=True, url_path="compatible-models", filter_backends=[])
     def compatible_models(self, request, code=None):
         """The LLM models the launch planner finds a plan for on this type."""
-        models = services.compatible_models(self.get_object()).order_by("code")
-        return Response(serializers.LlmModelSerializer(models, many=True).data)
+        models = services.compatible_models(self.get_object()).order_by("code", "pk")
+        return self.paged(models, serializers.LlmModelSerializer)
 
 
 class LlmModelViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelViewSet):
@@ -173,11 +181,11 @@ class LlmModelViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelViewSe
     lookup_value_regex = MODEL_CODE_REGEX
 
     @extend_schema(responses=serializers.InstanceTypeSerializer(many=True))
-    @action(detail=True, url_path="compatible-instance-types", filter_backends=[], pagination_class=None)
+    @action(detail=True, url_path="compatible-instance-types", filter_backends=[])
     def compatible_instance_types(self, request, code=None):
         """The instance types that can serve this model, cheapest first within each provider."""
         types = with_zone_offers(services.compatible_instance_types(self.get_object()))
-        return Response(serializers.InstanceTypeSerializer(types, many=True).data)
+        return self.paged(types, serializers.InstanceTypeSerializer)
 
 
 @extend_schema_view(
@@ -188,6 +196,8 @@ class LlmModelViewSet(AuditedViewSetMixin, CodeLookupMixin, viewsets.ModelViewSe
 )
 class LaunchPlanViewSet(viewsets.ViewSet):
     """What a machine of `instance_type` would run to serve `model`, or why it cannot (README, "Launch plans")."""
+
+    schema = OneObjectSchema()
 
     def list(self, request):
         query = serializers.LaunchPlanQuerySerializer(data=request.query_params)

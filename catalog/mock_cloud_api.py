@@ -5,8 +5,8 @@ a server. Every write is audited (catalog/mock_cloud.py)."""
 import uuid
 
 from django.http import Http404
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
-from rest_framework import mixins, serializers, status, viewsets
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ParseError
 from rest_framework.permissions import IsAdminUser
@@ -14,20 +14,17 @@ from rest_framework.response import Response
 
 from catalog.mock_cloud import arm_audited_fault, disarm_audited_fault, operate_audited
 from catalog.mock_cloud_serializers import MockFaultSerializer, MockServerSerializer
-from inventiv.api_errors import error_body
+from inventiv.api_errors import ApiError, ErrorSerializer, error_body
 from monitoring.audit import Source
 from providers.mock import MockOperationError
 from providers.mock_console import CRASH_ENGINE, DELETE_SERVER, KILL_AGENT, view_server
 from providers.models import MockFault, MockServer
 
-# The error codes these endpoints answer with (README, "The Mock cloud").
-INVALID_INPUT = "INVALID_INPUT"
-OPERATION_REFUSED = "MOCK_OPERATION_REFUSED"
-
-ERROR = inline_serializer("MockConsoleError", {"error": inline_serializer("MockConsoleErrorBody", {
-    "code": serializers.CharField(), "message": serializers.CharField(),
-    "fields": serializers.DictField(child=serializers.CharField(), required=False),
-})})
+# The error codes these endpoints answer with (README, "API conventions" and "The Mock cloud"): bad input,
+# a body that is not JSON, and an operation the server's state does not allow.
+INVALID_INPUT = ApiError.INVALID
+OPERATION_REFUSED = ApiError.INVALID_STATUS
+ERROR = ErrorSerializer
 REFUSED = OpenApiResponse(ERROR, description="The operation does not apply to the server now (deleted, not "
                                              "powered on, or nothing of that kind runs on it)")
 
@@ -54,7 +51,7 @@ class MockFaultViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.
         try:
             data = request.data
         except ParseError as exc:
-            return Response(error_body(INVALID_INPUT, f"The body is not valid JSON: {exc.detail}"),
+            return Response(error_body(ApiError.PARSE_ERROR, f"The body is not valid JSON: {exc.detail}"),
                             status=status.HTTP_400_BAD_REQUEST)
         serializer = self.get_serializer(data=data)
         if not serializer.is_valid():

@@ -40,7 +40,7 @@ class MockServerSerializer(serializers.Serializer):
     name = serializers.CharField(source="server.name")
     zone = serializers.CharField(source="server.zone")
     commercial_type = serializers.CharField(source="server.commercial_type")
-    instance_id = serializers.CharField(source="server.instance_id", help_text="The instance it serves ('' if none).")
+    instance = serializers.CharField(source="server.instance_id", help_text="The instance it serves ('' if none).")
     state = serializers.ChoiceField(choices=[state.value for state in ServerState], source="state.value")
     agent_running = serializers.BooleanField(
         allow_null=True, help_text="Whether its worker agent runs; null where the runtime runs none.")

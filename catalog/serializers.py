@@ -2,7 +2,7 @@
 
 from collections import defaultdict
 
-from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist
+from django.core.exceptions import MultipleObjectsReturned, ObjectDoesNotExist, ValidationError
 from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
@@ -258,10 +258,23 @@ class SettingValueField(serializers.Field):
         return value
 
 
+def typed_setting(raw, value_type: str):
+    """`raw` as the JSON its type says (README, "API conventions"): an int as a number, a bool as a boolean;
+    text that does not parse (edited by hand in the database) stays text."""
+    if raw is None:
+        return None
+    try:
+        return runtime_settings.parse_setting_value(value_type=value_type, raw=raw)
+    except ValidationError:
+        return raw
+
+
 class RuntimeSettingSerializer(serializers.ModelSerializer):
-    """Only `value` can change through the API; the service checks it against the type and bounds."""
+    """Only `value` can change through the API; the service checks it against the type and bounds.
+    `value`, `default` and the bounds are shown typed: integers as numbers, booleans as booleans."""
 
     value = SettingValueField()
+    default = SettingValueField(read_only=True)
 
     class Meta:
         model = RuntimeSetting
@@ -272,6 +285,16 @@ class RuntimeSettingSerializer(serializers.ModelSerializer):
         if "value" not in validated_data:
             return instance
         return runtime_settings.update_setting(instance, value=validated_data["value"])
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        for name in ("value", "default"):
+            data[name] = typed_setting(data[name], instance.value_type)
+        if instance.value_type == RuntimeSetting.ValueType.INT:
+            for name in ("min_value", "max_value"):
+                if data[name] is not None:
+                    data[name] = int(data[name])
+        return data
 
 
 class ActionTypeSerializer(serializers.ModelSerializer):

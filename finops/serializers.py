@@ -118,10 +118,10 @@ class TokenCostsSerializer(serializers.Serializer):
 
 
 class BudgetSerializer(serializers.ModelSerializer):
-    """A monthly budget for exactly one pool (`pool_id`) or one API key (`api_key`)."""
+    """A monthly budget for exactly one pool (`pool`) or one API key (`api_key`)."""
 
-    pool_id = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", required=False, allow_null=True,
-                                     help_text="The pool's id, as instances record it")
+    pool = serializers.RegexField(r"^[A-Za-z0-9_.:-]{1,64}$", source="pool_id", required=False, allow_null=True,
+                                  help_text="The pool's id, as instances record it")
     api_key = serializers.PrimaryKeyRelatedField(queryset=ApiKey.objects.all(), required=False, allow_null=True)
     amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0.01"),
                                       help_text="EUR per calendar month (UTC)")
@@ -131,7 +131,7 @@ class BudgetSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Budget
-        fields = ["id", "scope", "pool_id", "api_key", "amount", "spent_this_month", "percent", "spent_at",
+        fields = ["id", "scope", "pool", "api_key", "amount", "spent_this_month", "percent", "spent_at",
                   "created_at", "updated_at"]
         read_only_fields = ["spent_at", "created_at", "updated_at"]
         # Uniqueness per pool and per key is checked in validate(), with a message that names the field.
@@ -150,10 +150,10 @@ class BudgetSerializer(serializers.ModelSerializer):
         pool_id = attrs.get("pool_id", getattr(self.instance, "pool_id", None))
         api_key = attrs.get("api_key", getattr(self.instance, "api_key", None))
         if (pool_id is None) == (api_key is None):
-            raise serializers.ValidationError({"pool_id": "Give exactly one of pool_id and api_key."})
+            raise serializers.ValidationError({"pool": "Give exactly one of pool and api_key."})
         others = Budget.objects.exclude(pk=getattr(self.instance, "pk", None))
         if pool_id is not None and others.filter(pool_id=pool_id).exists():
-            raise serializers.ValidationError({"pool_id": f"Pool {pool_id} already has a budget."})
+            raise serializers.ValidationError({"pool": f"Pool {pool_id} already has a budget."})
         if api_key is not None and others.filter(api_key=api_key).exists():
             raise serializers.ValidationError({"api_key": f"API key {api_key.pk} already has a budget."})
         return attrs

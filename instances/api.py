@@ -3,7 +3,6 @@
 import django_filters
 from django.conf import settings
 from django_filters.rest_framework import DjangoFilterBackend
-from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -14,12 +13,18 @@ from catalog.runtime_settings import get_setting
 from instances import draining, hosts, readiness, requests, termination
 from instances.lifecycle import InvalidTransition
 from instances.models import Instance
-from instances.selectors import active_instances, archived_instances, instances, status_counts, timeline
+from instances.selectors import (
+    active_instances,
+    archived_instances,
+    instances,
+    status_counts,
+    timeline,
+    with_heartbeats,
+)
 from instances.serializers import (
     InstanceAcceptedSerializer,
     InstanceCreateSerializer,
     InstanceDetailSerializer,
-    InstanceRejectedSerializer,
     InstanceSerializer,
     DrainSerializer,
     HostCreateSerializer,
@@ -27,14 +32,26 @@ from instances.serializers import (
     StatusCountsSerializer,
     TerminateSerializer,
 )
-from instances.status import Status
+from instances.status import ErrorCode, Status
 from instances.sweeps import TERMINATOR_GRACE_S
-from inventiv.api_errors import error_body
+from inventiv.api_errors import ApiError, ErrorSerializer, error_body
 from inventiv.api_params import StableOrderingFilter, query_bool
+from inventiv.api_schema import OneObjectSchema
 from inventiv.enqueue import EnqueueReport, watch_enqueues
 from monitoring.audit import Source
 
-CONFLICT = OpenApiResponse(description="The instance's status does not allow this (the message says why)")
+CONFLICT = OpenApiResponse(ErrorSerializer, description="invalid_status: the instance's status does not allow this "
+                           "(the message says why)")
+# The fields a request must name (MISSING_PARAMS names those it lacks).
+PLACEMENT = ("provider", "zone", "instance_type")
+# The field a rejected request's error code blames (README, "API conventions").
+REJECTED_FIELDS = {
+    ErrorCode.INVALID_PROVIDER: "provider",
+    ErrorCode.INVALID_ZONE: "zone", ErrorCode.INACTIVE_ZONE: "zone",
+    ErrorCode.INVALID_INSTANCE_TYPE: "instance_type", ErrorCode.INACTIVE_INSTANCE_TYPE: "instance_type",
+    ErrorCode.INSTANCE_TYPE_NOT_AVAILABLE_IN_ZONE: "instance_type",
+    ErrorCode.MISSING_MODEL: "model", ErrorCode.INVALID_MODEL: "model", ErrorCode.INCOMPATIBLE_MODEL_INSTANCE: "model",
+}
 
 
 class InstanceFilter(django_filters.FilterSet):
@@ -43,10 +60,11 @@ class InstanceFilter(django_filters.FilterSet):
     zone = django_filters.CharFilter(field_name="zone__code")
     instance_type = django_filters.CharFilter(field_name="instance_type__code")
     model = django_filters.CharFilter(field_name="model__code")
+    pool = django_filters.NumberFilter(field_name="pool_id", help_text="Pool id: the members of one pool")
 
     class Meta:
         model = Instance
-        fields = ["status", "provider", "zone", "instance_type", "model"]
+        fields = ["status", "provider", "zone", "instance_type", "model", "pool"]
 
 
 def left_to_sweeps(action: str) -> str:
@@ -64,6 +82,7 @@ def left_to_sweeps(action: str) -> str:
 
 def accepted(instance: Instance, enqueues: EnqueueReport, *, action: str) -> Response:
     """202 with the instance, saying whether its task was enqueued or a sweep will finish the work."""
+    with_heartbeats([instance])
     instance.enqueued = enqueues.all_sent
     instance.note = "" if enqueues.all_sent else (
         f"Saved, but the task queue is unreachable: {left_to_sweeps(action)}, once the queue is back. "
@@ -72,8 +91,23 @@ def accepted(instance: Instance, enqueues: EnqueueReport, *, action: str) -> Res
     return Response(InstanceAcceptedSerializer(instance).data, status=status.HTTP_202_ACCEPTED)
 
 
-def conflict(instance: Instance, exc: InvalidTransition, *, rule: str) -> Response:
-    return Response({"detail": f"Instance {instance.pk} is {exc.before}: {rule}"}, status=status.HTTP_409_CONFLICT)
+def conflict(instance: Instance, before: str, *, rule: str) -> Response:
+    """409 invalid_status: the instance's status does not allow the action (README, "API conventions")."""
+    body = error_body(ApiError.INVALID_STATUS, f"Instance {instance.pk} is {before}: {rule}")
+    body["error"]["instance"] = str(instance.pk)
+    return Response(body, status=status.HTTP_409_CONFLICT)
+
+
+def rejected(instance: Instance) -> Response:
+    """400 for a stored `provisioning_failed` request: its ErrorCode, the field at fault, the stored instance."""
+    if instance.error_code == ErrorCode.MISSING_PARAMS:
+        fields = {name: "Required." for name in PLACEMENT if not str(instance.requested.get(name) or "").strip()}
+    else:
+        field = REJECTED_FIELDS.get(instance.error_code)
+        fields = {field: instance.error_message} if field else None
+    body = error_body(instance.error_code, instance.error_message, fields)
+    body["error"]["instance"] = str(instance.pk)
+    return Response(body, status=status.HTTP_400_BAD_REQUEST)
 
 
 @extend_schema(tags=["instances"])
@@ -95,18 +129,21 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(parameters=[OpenApiParameter("archived", OpenApiTypes.BOOL, description="List archived instances")])
     def list(self, request, *args, **kwargs):
-        return super().list(request, *args, **kwargs)
+        page = with_heartbeats(self.paginate_queryset(self.filter_queryset(self.get_queryset())))
+        return self.get_paginated_response(InstanceSerializer(page, many=True).data)
 
     def retrieve(self, request, *args, **kwargs):
         instance = self.get_object()
+        with_heartbeats([instance])
         instance.timeline = timeline(instance)
         return Response(InstanceDetailSerializer(instance).data)
 
     @extend_schema(
         request=InstanceCreateSerializer,
-        responses={202: InstanceAcceptedSerializer, 400: InstanceRejectedSerializer},
+        responses={202: InstanceAcceptedSerializer, 400: ErrorSerializer},
         description="Request a machine. Every request is stored: a rejected one answers 400 with its error code "
-        "and the id of the stored `provisioning_failed` instance.",
+        "(INVALID_ZONE...), the field at fault and the id of the stored `provisioning_failed` instance "
+        "(`error.instance`).",
     )
     def create(self, request, *args, **kwargs):
         body = InstanceCreateSerializer(data=request.data)
@@ -114,8 +151,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         with watch_enqueues() as enqueues:
             instance = requests.request_instance(**body.request_arguments(), actor=request.user)
         if instance.status == Status.PROVISIONING_FAILED:
-            rejected = {"error_code": instance.error_code, "message": instance.error_message, "instance_id": instance.pk}
-            return Response(InstanceRejectedSerializer(rejected).data, status=status.HTTP_400_BAD_REQUEST)
+            return rejected(instance)
         return accepted(instance, enqueues, action="create")
 
     @extend_schema(request=TerminateSerializer, responses={202: InstanceAcceptedSerializer})
@@ -141,8 +177,7 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             with watch_enqueues() as enqueues:
                 instance = draining.drain_instance(instance, actor=request.user, **body.validated_data)
         except draining.DrainRefused:
-            return Response({"detail": f"Instance {instance.pk} is {instance.status}: only a ready instance can be "
-                             "drained."}, status=status.HTTP_409_CONFLICT)
+            return conflict(instance, instance.status, rule="only a ready instance can be drained.")
         return accepted(instance, enqueues, action="drain")
 
     @extend_schema(request=None, responses={200: InstanceSerializer, 409: CONFLICT})
@@ -153,8 +188,8 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         try:
             instance = termination.archive_instance(instance, actor=request.user)
         except InvalidTransition as exc:
-            return conflict(instance, exc, rule="only a terminated instance can be archived; terminate it first.")
-        return Response(InstanceSerializer(instance).data)
+            return conflict(instance, exc.before, rule="only a terminated instance can be archived; terminate it first.")
+        return Response(InstanceSerializer(with_heartbeats([instance])[0]).data)
 
     @extend_schema(request=None, responses={202: InstanceAcceptedSerializer, 409: CONFLICT})
     @action(detail=True, methods=["post"])
@@ -165,15 +200,8 @@ class InstanceViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
             with watch_enqueues() as enqueues:
                 instance = readiness.reinstall_instance(instance, actor=request.user)
         except InvalidTransition as exc:
-            return conflict(instance, exc, rule="only a machine that is up (ready, or failed after it started) can be reinstalled.")
+            return conflict(instance, exc.before, rule="only a machine that is up (ready, or failed after it started) can be reinstalled.")
         return accepted(instance, enqueues, action="reinstall")
-
-
-class OneObjectSchema(AutoSchema):
-    """The schema of a viewset whose `list` answers one object (the counts), not an array of them."""
-
-    def _is_list_view(self, serializer=None) -> bool:
-        return False
 
 
 @extend_schema(tags=["instances"])
@@ -194,16 +222,16 @@ class HostViewSet(viewsets.GenericViewSet):
 
     serializer_class = HostCreateSerializer
 
-    @extend_schema(request=HostCreateSerializer, responses={201: HostRegisteredSerializer, 400: OpenApiTypes.OBJECT})
+    @extend_schema(request=HostCreateSerializer, responses={201: HostRegisteredSerializer, 400: ErrorSerializer})
     def create(self, request, *args, **kwargs):
         body = HostCreateSerializer(data=request.data)
         if not body.is_valid():
             fields = {name: str(errors[0]) for name, errors in body.errors.items()}
-            return Response(error_body("invalid", "The host cannot be registered.", fields), status=400)
+            return Response(error_body(ApiError.INVALID, "The host cannot be registered.", fields), status=400)
         try:
             host = hosts.clean_host(**body.validated_data)
         except hosts.HostInvalid as exc:
-            return Response(error_body("invalid", "The host cannot be registered.", exc.fields), status=400)
+            return Response(error_body(ApiError.INVALID, "The host cannot be registered.", exc.fields), status=400)
         registered = hosts.register_host(host, actor=request.user, source=Source.API)
         answer = {"instance": registered.instance, "join_token": registered.join_token,
                   "join_token_expires_at": registered.expires_at, "plan_fits": registered.plan_fits,

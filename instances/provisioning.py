@@ -135,11 +135,12 @@ def _create_server(instance: Instance, adapter: CloudProvider, credentials: Mint
     """Create the server and commit its id at once. False when the instance ended meanwhile."""
     # Only a run after the first may find a server an earlier one created: the first need not look for one.
     may_exist = instance.provision_attempts > 1
-    with action_step("PROVIDER_CREATE", component=ORCH, instance_id=instance.pk, parent=parent, into=held) as row:
+    with action_step("PROVIDER_CREATE", component=ORCH, instance_id=instance.pk,
+                     instance_status=instance.status, parent=parent, into=held) as row:
         server = adapter.create_server(server_spec(instance, credentials, may_exist=may_exist))
         row.response_payload = {"server_id": server.server_id, "state": server.state.value}
-    with action_step("PERSIST_PROVIDER_ID", component=ORCH, instance_id=instance.pk, parent=parent,
-                     into=held) as row:
+    with action_step("PERSIST_PROVIDER_ID", component=ORCH, instance_id=instance.pk,
+                     instance_status=instance.status, parent=parent, into=held) as row:
         now = timezone.now()
         persisted = {"provider_server_id": server.server_id, "provider_created_at": server.created_at or now,
                      "progress_at": now}
@@ -155,7 +156,8 @@ def _create_server(instance: Instance, adapter: CloudProvider, credentials: Mint
     write_actions(held)
     status, error_code = Instance.objects.filter(pk=instance.pk).values_list("status", "error_code").get()
     if status in GONE:
-        with action_step("PROVIDER_TERMINATE", component=ORCH, instance_id=instance.pk, parent=parent,
+        with action_step("PROVIDER_TERMINATE", component=ORCH, instance_id=instance.pk, instance_status=status,
+                         parent=parent,
                          metadata={"reason": f"instance already {status}"}):
             adapter.terminate_server(server.server_id, zone=instance.zone.code)
     else:
@@ -166,9 +168,11 @@ def _create_server(instance: Instance, adapter: CloudProvider, credentials: Mint
 def _start_server(instance: Instance, adapter: CloudProvider, *, parent, held: list[ActionLog]) -> ServerInfo | None:
     """Power the server on and read its address (None when the provider no longer knows it)."""
     zone = instance.zone.code
-    with action_step("PROVIDER_START", component=ORCH, instance_id=instance.pk, parent=parent, into=held):
+    with action_step("PROVIDER_START", component=ORCH, instance_id=instance.pk,
+                     instance_status=instance.status, parent=parent, into=held):
         started = adapter.start_server(instance.provider_server_id, zone=zone)
-    with action_step("PROVIDER_GET_IP", component=ORCH, instance_id=instance.pk, parent=parent, into=held) as row:
+    with action_step("PROVIDER_GET_IP", component=ORCH, instance_id=instance.pk,
+                     instance_status=instance.status, parent=parent, into=held) as row:
         if started is not None and started.public_ip:
             # The power-on's answer carried the address: no second call for it.
             server = started
@@ -194,7 +198,7 @@ def requeue_provision(instance: Instance, *, max_requeues: int) -> bool:
             requeue_count=F("requeue_count") + 1, progress_at=timezone.now(), claimed_until=None
         )
         if changed:
-            record_action("REQUEUE_PROVISION", component=ORCH, instance_id=instance.pk,
+            record_action("REQUEUE_PROVISION", component=ORCH, instance_id=instance.pk, status_before=instance.status,
                           metadata={"requeue": instance.requeue_count + 1, "max_requeues": max_requeues})
             provision_instance_task.delay_on_commit(str(instance.pk))
     return bool(changed)

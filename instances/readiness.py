@@ -129,6 +129,7 @@ def power_on_again(instance: Instance, server: ServerInfo, *, adapter: CloudProv
                 "state_detail": server.metadata.get("state_detail") or ""}
     try:
         with action_step("PROVIDER_START", component=Component.ORCHESTRATOR, instance_id=instance.pk,
+                         instance_status=instance.status,
                          metadata=metadata):
             adapter.start_server(instance.provider_server_id, zone=instance.zone.code)
     except ProviderError as exc:

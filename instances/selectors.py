@@ -151,14 +151,16 @@ def worker_status(instance: Instance, *, now: datetime | None = None) -> dict:
 
 
 def with_heartbeats(rows: Iterable[Instance], *, now: datetime | None = None) -> list[Instance]:
-    """The rows, each with `heartbeat_age_s` (None when no heartbeat) and `heartbeat_fresh`: one query for all."""
+    """The rows, each with `heartbeat_age_s` (None when no heartbeat), `heartbeat_fresh` and `worker_status`
+    (None before the worker reports): one query for all."""
     rows = list(rows)
     now = now or timezone.now()
     states = {state.instance_id: state for state in WorkerState.objects.filter(instance_id__in=[r.pk for r in rows])
-              .only("instance_id", "last_heartbeat_at")}
+              .only("instance_id", "last_heartbeat_at", "status")}
     stale_after = stale_after_s() if states else 0
     for instance in rows:
         age = heartbeat_age_s(states.get(instance.pk), now=now)
         instance.heartbeat_age_s = age
         instance.heartbeat_fresh = age is not None and age <= stale_after
+        instance.worker_status = states[instance.pk].status if instance.pk in states else None
     return rows

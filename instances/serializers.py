@@ -3,8 +3,9 @@
 from rest_framework import serializers
 
 from instances.models import Instance
-from instances.status import ErrorCode, Status
+from instances.status import Status
 from instances.templatetags.instance_display import progress_percent
+from monitoring.models import WorkerState
 from monitoring.serializers import ActionLogSerializer
 
 CODE_MAX_LENGTH = 200
@@ -33,15 +34,6 @@ class InstanceCreateSerializer(serializers.Serializer):
         return {name: self.validated_data.get(name) for name in self.fields}
 
 
-class InstanceRejectedSerializer(serializers.Serializer):
-    """A rejected request (all three fields), or a body that is not a request at all (a plain validation
-    error naming the field, and nothing stored): the schema says both, so none is required."""
-
-    error_code = serializers.ChoiceField(choices=ErrorCode.choices, required=False)
-    message = serializers.CharField(required=False)
-    instance_id = serializers.UUIDField(required=False, help_text="The stored provisioning_failed request")
-
-
 class TerminateSerializer(serializers.Serializer):
     reason = serializers.CharField(required=False, max_length=200, default="operator request")
 
@@ -64,12 +56,20 @@ class InstanceSerializer(serializers.ModelSerializer):
     status_color = serializers.CharField(read_only=True)
     is_transitional = serializers.BooleanField(read_only=True)
     progress_percent = serializers.SerializerMethodField()
+    pool = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True,
+                                              help_text="The id of the autoscaling pool it serves (null: none)")
+    worker_status = serializers.ChoiceField(
+        choices=WorkerState.WorkerStatus.choices, read_only=True, allow_null=True, default=None,
+        help_text="What its worker agent last reported (null before it first reports)")
+    heartbeat_age_s = serializers.FloatField(read_only=True, allow_null=True, default=None,
+                                             help_text="Seconds since its worker's last heartbeat (null: none yet)")
 
     class Meta:
         model = Instance
         fields = [
             "id", "status", "status_color", "progress_percent", "is_transitional",
-            "provider", "zone", "instance_type", "model", "requested", "created_by",
+            "provider", "zone", "instance_type", "model", "pool", "worker_status", "heartbeat_age_s",
+            "requested", "created_by",
             "error_code", "error_message", "last_provider_error", "deletion_reason",
             "provider_server_id", "public_ip", "agent_port", "engine_port", "cost_per_hour", "requeue_count",
             "created_at", "status_changed_at", "provider_created_at", "booted_at", "ready_at", "draining_at",
@@ -79,6 +79,12 @@ class InstanceSerializer(serializers.ModelSerializer):
 
     def get_progress_percent(self, instance: Instance) -> int:
         return progress_percent(instance.status)
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if data["heartbeat_age_s"] is not None:
+            data["heartbeat_age_s"] = round(data["heartbeat_age_s"], 1)
+        return data
 
 
 class InstanceAcceptedSerializer(InstanceSerializer):

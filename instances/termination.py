@@ -85,9 +85,10 @@ def execute_termination(instance_id) -> None:
             return
         adapter = adapter_for(instance.provider)
         execute = record_action("EXECUTE_TERMINATE", component=ORCH, instance_id=instance.pk,
-                                metadata={"reason": instance.deletion_reason})
+                                status_before=instance.status, metadata={"reason": instance.deletion_reason})
         try:
-            with action_step("PROVIDER_TERMINATE", component=ORCH, instance_id=instance.pk, parent=execute):
+            with action_step("PROVIDER_TERMINATE", component=ORCH, instance_id=instance.pk,
+                             instance_status=instance.status, parent=execute):
                 adapter.terminate_server(instance.provider_server_id, zone=instance.zone.code)
         except ProviderError as exc:
             remember_provider_error(instance.pk, exc, during="terminate")
@@ -110,12 +111,13 @@ def retry_termination(instance: Instance, *, server: ServerInfo | None, adapter:
         confirm_termination(instance, adapter=adapter, server=None)
         return
     retry = record_action("TERMINATOR_RETRY", component=ORCH, instance_id=instance.pk,
-                          metadata={"server_state": server.state.value})
+                          status_before=instance.status, metadata={"server_state": server.state.value})
     # Keep the claim past this sweep: a terminate that did not take is retried after a pause, not every tick.
     Instance.objects.filter(pk=instance.pk).update(
         claimed_until=timezone.now() + timedelta(seconds=TERMINATOR_RETRY_BACKOFF_S)
     )
-    with action_step("PROVIDER_TERMINATE", component=ORCH, instance_id=instance.pk, parent=retry):
+    with action_step("PROVIDER_TERMINATE", component=ORCH, instance_id=instance.pk,
+                     instance_status=instance.status, parent=retry):
         adapter.terminate_server(instance.provider_server_id, zone=instance.zone.code)
     confirm_termination(instance, adapter=adapter, parent=retry)
 
@@ -131,11 +133,11 @@ def confirm_termination(instance: Instance, *, adapter: CloudProvider, parent=No
     if server is not None and server.state != ServerState.GONE:
         if log_pending:
             record_action("TERMINATION_PENDING", component=ORCH, instance_id=instance.pk, parent=parent,
-                          metadata={"server_state": server.state.value})
+                          status_before=instance.status, metadata={"server_state": server.state.value})
         return False
     volumes_error = delete_volumes(instance, adapter)
     confirmed = new_action("TERMINATION_CONFIRMED", component=ORCH, instance_id=instance.pk, parent=parent,
-                           metadata={"volumes_deleted": volumes_error is None,
+                           status_before=instance.status, metadata={"volumes_deleted": volumes_error is None,
                                      **({"volumes_error": volumes_error} if volumes_error else {})})
     transition(instance, Move(Status.TERMINATED, "INSTANCE_TERMINATED", allowed_from=BEING_TERMINATED),
                steps=[confirmed])

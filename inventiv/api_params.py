@@ -1,5 +1,5 @@
-"""Query-string helpers every app's API uses: whole numbers and booleans that fail with a 400 naming the
-parameter, and an ordering that stays stable across pages."""
+"""Query-string helpers every app's API uses: booleans that fail with a 400 naming the parameter, and an
+ordering that stays stable across pages (whole-number paging parameters: inventiv/pagination.py)."""
 
 from django.core.exceptions import FieldDoesNotExist
 from django.db.models import F
@@ -7,20 +7,6 @@ from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 
 TRUE_VALUES, FALSE_VALUES = ("1", "true", "yes"), ("", "0", "false", "no")
-
-
-def query_int(request, name: str, *, default: int, minimum: int, maximum: int) -> int:
-    """The whole number `?name=` (`default` when absent); a 400 naming `name` when malformed or out of bounds."""
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ValidationError({name: f"{raw!r} is not a whole number"}) from None
-    if not minimum <= value <= maximum:
-        raise ValidationError({name: f"must be between {minimum} and {maximum}"})
-    return value
 
 
 def query_bool(request, name: str) -> bool:

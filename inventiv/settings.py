@@ -184,7 +184,7 @@ REST_FRAMEWORK = {
         "inventiv.api_tokens.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["inventiv.permissions.IsStaffOrReadOnly"],
-    "DEFAULT_PAGINATION_CLASS": "inventiv.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "inventiv.pagination.LimitOffsetPagination",
     "DEFAULT_FILTER_BACKENDS": [
         "django_filters.rest_framework.DjangoFilterBackend",
         "rest_framework.filters.SearchFilter",
@@ -215,6 +215,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Every operation documents its error answers in the one error shape (README, "API conventions").
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "inventiv.api_schema.add_error_responses"],
 }
 
 # --- Celery ---------------------------------------------------------------------------------

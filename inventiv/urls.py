@@ -8,6 +8,8 @@ from inventiv.api import router, version
 
 # A database error raised outside a view (a middleware) is a 503 too (inventiv/unavailable.py).
 handler500 = "inventiv.unavailable.server_error"
+# A path under /api/ that no endpoint matches answers the API's error shape (README, "API conventions").
+handler404 = "inventiv.api_errors.not_found"
 
 urlpatterns = [
     path("", views.home, name="home"),

@@ -1,18 +1,16 @@
-"""The action-log API: filtered, ordered, offset-paginated listings with optional counts."""
+"""The action-log API: filtered, ordered listings in the API's one pagination, with optional counts."""
 
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import viewsets
-from rest_framework.pagination import LimitOffsetPagination
 
-from inventiv.api_params import StableOrderingFilter, query_bool, query_int
+from inventiv.api_params import StableOrderingFilter, query_bool
+from inventiv.pagination import LimitOffsetPagination
 from monitoring.filters import ActionLogFilter, is_narrowed
 from monitoring.selectors import MAX_OFFSET, action_log_stats, action_logs, count_rows
 from monitoring.serializers import ActionLogSerializer
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
 COUNT = {"type": "integer"}
 STATS_SCHEMA = {
     "type": "object",
@@ -26,38 +24,25 @@ STATS_SCHEMA = {
 
 
 class ActionLogPagination(LimitOffsetPagination):
-    """limit/offset pages whose count the view may hand over (already counted, or estimated).
+    """The API's one pagination, with a count the view hands over (exact, or estimated above
+    monitoring.selectors.ESTIMATE_ABOVE rows) and, with ?stats=1, the `stats` counts beside the page."""
 
-    Unlike DRF's default, a malformed limit or offset is a 400 rather than silently ignored.
-    """
+    max_offset = MAX_OFFSET
 
-    default_limit = DEFAULT_LIMIT
-    max_limit = MAX_LIMIT
-
-    def paginate_queryset(self, queryset, request, view=None, *, count: int, count_estimated: bool = False,
-                          stats: dict | None = None):
-        self.known_count, self.count_estimated, self.stats = count, count_estimated, stats
-        return super().paginate_queryset(queryset, request, view)
-
-    def get_count(self, queryset):
-        return self.known_count
-
-    def get_limit(self, request):
-        return query_int(request, self.limit_query_param, default=self.default_limit, minimum=1, maximum=self.max_limit)
-
-    def get_offset(self, request):
-        return query_int(request, self.offset_query_param, default=0, minimum=0, maximum=MAX_OFFSET)
+    def paginate_queryset(self, queryset, request, view=None, *, count: int | None = None, stats: dict | None = None):
+        self.stats = stats
+        return super().paginate_queryset(queryset, request, view, count=count)
 
     def get_paginated_response(self, data):
         response = super().get_paginated_response(data)
-        response.data["count_estimated"] = self.count_estimated
         if self.stats is not None:
             response.data["stats"] = self.stats
         return response
 
     def get_paginated_response_schema(self, schema):
         response = super().get_paginated_response_schema(schema)
-        response["properties"]["count_estimated"] = {"type": "boolean"}
+        response["properties"]["count"]["description"] = (
+            "Exact up to 100,000 matching rows; above, PostgreSQL's estimate (`?stats=1` says which)")
         response["properties"]["stats"] = STATS_SCHEMA
         return response
 
@@ -83,13 +68,8 @@ class ActionLogViewSet(viewsets.ReadOnlyModelViewSet):
         stats = None
         if query_bool(request, "stats"):
             stats = action_log_stats(queryset, narrowed=narrowed, status=request.query_params.get("status"))
-        if stats is not None:
-            count, estimated = stats["filtered"], stats["filtered_estimated"]
-        else:
-            count, estimated = count_rows(queryset, narrowed=narrowed)
-        page = self.paginator.paginate_queryset(
-            queryset, request, view=self, count=count, count_estimated=estimated, stats=stats
-        )
+        count = stats["filtered"] if stats is not None else count_rows(queryset, narrowed=narrowed)[0]
+        page = self.paginator.paginate_queryset(queryset, request, view=self, count=count, stats=stats)
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
 

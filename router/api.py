@@ -51,10 +51,11 @@ class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.G
 class RequestTraceFilter(django_filters.FilterSet):
     since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
     until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    instance = django_filters.UUIDFilter(field_name="instance_id", help_text="Instance id (UUID)")
 
     class Meta:
         model = RequestTrace
-        fields = ["model", "api_key", "status_code", "outcome", "instance_id", "stream"]
+        fields = ["model", "api_key", "status_code", "outcome", "instance", "stream"]
 
 
 @extend_schema(tags=["router"])

@@ -36,11 +36,13 @@ class ApiKeyCreatedSerializer(ApiKeySerializer):
 
 class RequestTraceSerializer(serializers.ModelSerializer):
     api_key_name = serializers.CharField(source="api_key.name", read_only=True, default=None)
+    instance = serializers.UUIDField(source="instance_id", read_only=True, allow_null=True,
+                                     help_text="The instance that served it (null: none did)")
 
     class Meta:
         model = RequestTrace
         fields = [
-            "id", "created_at", "api_key", "api_key_name", "endpoint", "model", "instance_id", "status_code",
+            "id", "created_at", "api_key", "api_key_name", "endpoint", "model", "instance", "status_code",
             "outcome", "error_message", "stream", "prompt_tokens", "completion_tokens", "ttft_ms", "latency_ms",
             "retries", "route_reason", "held_ms",
         ]

@@ -114,8 +114,11 @@ def test_an_invalid_pool_is_refused_naming_the_field_and_nothing_is_saved(seed, 
     response = api.post("/api/pools/", body(**changes), format="json")
 
     assert response.status_code == 400
-    assert field in response.json(), response.json()
-    assert reason in str(response.json()[field])
+    # Nested reasons are named by their path: `choices.0.zone` is about `choices`.
+    reasons = {name: text for name, text in response.json()["error"]["fields"].items()
+               if name == field or name.startswith(f"{field}.")}
+    assert reasons, response.json()
+    assert reason in str(reasons)
     assert not Pool.objects.exists() and not PoolChoice.objects.exists() and not ActionLog.objects.exists()
 
 
@@ -124,7 +127,7 @@ def test_an_inactive_model_is_refused(seed, api):
 
     response = api.post("/api/pools/", body(), format="json")
 
-    assert response.status_code == 400 and "mock-echo is not active" in str(response.json()["model"])
+    assert response.status_code == 400 and "mock-echo is not active" in str(response.json()["error"]["fields"]["model"])
 
 
 def test_a_second_pool_of_the_same_name_is_refused(seed, api):
@@ -132,7 +135,7 @@ def test_a_second_pool_of_the_same_name_is_refused(seed, api):
 
     response = api.post("/api/pools/", body(), format="json")
 
-    assert response.status_code == 400 and "already exists" in str(response.json()["name"])
+    assert response.status_code == 400 and "already exists" in str(response.json()["error"]["fields"]["name"])
     assert Pool.objects.count() == 1
 
 
@@ -155,7 +158,7 @@ def test_an_invalid_patch_changes_nothing(seed, api):
 
     response = api.patch("/api/pools/echo/", {"min_size": 5, "choices": [MOCK_M]}, format="json")
 
-    assert response.status_code == 400 and "min_size 5 is above max_size 3" in str(response.json()["min_size"])
+    assert response.status_code == 400 and "min_size 5 is above max_size 3" in str(response.json()["error"]["fields"]["min_size"])
     pool = Pool.objects.get()
     assert pool.min_size == 1 and [c.instance_type.code for c in pool.choices.all()] == ["MOCK-GPU-S"]
 
@@ -166,7 +169,7 @@ def test_a_patch_keeps_working_after_the_catalog_retires_a_choice(seed, api):
 
     assert api.patch("/api/pools/echo/", {"max_size": 1}, format="json").status_code == 200
     response = api.patch("/api/pools/echo/", {"choices": [MOCK_M]}, format="json")
-    assert response.status_code == 400 and "#1: zone mock-eu-1 is not active" in str(response.json()["choices"])
+    assert response.status_code == 400 and "#1: zone mock-eu-1 is not active" in str(response.json()["error"]["fields"]["choices"])
 
 
 def test_the_model_of_a_pool_with_live_members_does_not_change(seed, api):
@@ -176,7 +179,7 @@ def test_the_model_of_a_pool_with_live_members_does_not_change(seed, api):
 
     response = api.patch("/api/pools/echo/", {"model": "Qwen/Qwen2.5-0.5B-Instruct"}, format="json")
 
-    assert response.status_code == 400 and "live instance(s) serve mock-echo" in str(response.json()["model"])
+    assert response.status_code == 400 and "live instance(s) serve mock-echo" in str(response.json()["error"]["fields"]["model"])
 
 
 def test_a_name_in_the_body_of_a_patch_is_ignored(seed, api):
@@ -204,7 +207,7 @@ def test_deleting_a_pool_with_live_members_is_refused_with_409(seed, api):
 
     response = api.delete("/api/pools/echo/")
 
-    assert response.status_code == 409 and "still has 1 live instance" in response.json()["detail"]
+    assert response.status_code == 409 and "still has 1 live instance" in response.json()["error"]["message"]
     assert Pool.objects.filter(name="echo").exists()
 
 
@@ -222,7 +225,7 @@ def test_samples_cover_the_minutes_asked_oldest_first(seed, viewer_api):
     for minutes_ago in (90, 30, 5):
         PoolSample.objects.create(pool=pool, at=now - timedelta(minutes=minutes_ago), desired=minutes_ago)
 
-    assert [s["desired"] for s in viewer_api.get("/api/pools/echo/samples/").json()] == [30, 5]
-    assert [s["desired"] for s in viewer_api.get("/api/pools/echo/samples/?minutes=120").json()] == [90, 30, 5]
+    assert [s["desired"] for s in viewer_api.get("/api/pools/echo/samples/").json()["results"]] == [30, 5]
+    assert [s["desired"] for s in viewer_api.get("/api/pools/echo/samples/?minutes=120").json()["results"]] == [90, 30, 5]
     assert viewer_api.get("/api/pools/echo/samples/?minutes=0").status_code == 400
     assert viewer_api.get("/api/pools/nope/samples/").status_code == 404

@@ -28,11 +28,17 @@ def test_it_orders_most_expensive_first_when_asked(api, seed):
 
 
 def test_it_pages_lists_with_a_total_count(api, seed):
-    body = api.get("/api/instance-types/?page_size=5").json()
+    body = api.get("/api/instance-types/?limit=5").json()
 
-    assert body["count"] == 18
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == 18 and body["previous"] is None
     assert len(body["results"]) == 5
-    assert body["next"].endswith("page=2&page_size=5")
+    assert body["next"].endswith("limit=5&offset=5")
+
+
+def test_a_limit_above_the_maximum_is_clamped_to_it(api, seed):
+    body = api.get("/api/instance-types/?limit=100000").json()
+    assert body["count"] == 18 and len(body["results"]) == 18 and body["next"] is None
 
 
 @pytest.mark.parametrize(
@@ -69,7 +75,7 @@ def test_it_answers_400_naming_a_filter_it_cannot_read(api, seed):
     response = api.get("/api/instance-types/?gpu_count=many")
 
     assert response.status_code == 400
-    assert "gpu_count" in response.json()
+    assert "gpu_count" in response.json()["error"]["fields"]
 
 
 def test_it_shows_total_vram_and_the_zones_a_type_is_offered_in(api, seed):
@@ -104,7 +110,7 @@ def test_it_refuses_a_model_code_that_cannot_be_addressed(api, db):
     )
 
     assert response.status_code == 400
-    assert "code" in response.json()
+    assert "code" in response.json()["error"]["fields"]
 
 
 def test_it_asks_for_the_provider_when_a_region_code_is_shared(api, db):
@@ -113,7 +119,7 @@ def test_it_asks_for_the_provider_when_a_region_code_is_shared(api, db):
 
     response = api.get("/api/regions/central/")
     assert response.status_code == 400
-    assert "?provider=" in response.json()["detail"]
+    assert "?provider=" in response.json()["error"]["message"]
 
     assert api.get("/api/regions/central/?provider=west").json()["name"] == "West central"
 
@@ -134,7 +140,7 @@ def test_it_picks_a_shared_region_code_with_the_provider_given_beside_it(api, db
 
     ambiguous = api.post("/api/zones/", {"region": "central", "code": "central-1"}, format="json")
     assert ambiguous.status_code == 400
-    assert "provider" in ambiguous.json()["region"][0]
+    assert "provider" in ambiguous.json()["error"]["fields"]["region"]
 
     response = api.post("/api/zones/", {"region": "central", "provider": "west", "code": "central-1"}, format="json")
     assert response.status_code == 201, response.content
@@ -145,7 +151,7 @@ def test_it_refuses_to_delete_a_provider_that_still_has_regions(api, seed):
     response = api.delete("/api/providers/scaleway/")
 
     assert response.status_code == 409
-    assert "fr-par" in response.json()["detail"]
+    assert "fr-par" in response.json()["error"]["message"]
     assert Provider.objects.filter(code="scaleway").exists()
     assert Region.objects.filter(provider__code="scaleway").count() == 3
 
@@ -154,7 +160,7 @@ def test_it_refuses_to_delete_a_region_that_still_has_zones(api, seed):
     response = api.delete("/api/regions/pl-waw/")
 
     assert response.status_code == 409
-    assert "pl-waw-1" in response.json()["detail"]
+    assert "pl-waw-1" in response.json()["error"]["message"]
 
 
 def test_it_deletes_a_zone_with_its_offers(api, seed):
@@ -175,7 +181,7 @@ def test_it_refuses_an_instance_type_that_breaks_a_model_rule(api, seed, field, 
     response = api.post("/api/instance-types/", body, format="json")
 
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["error"]["fields"]
     assert not InstanceType.objects.filter(code="NEW-1").exists()
 
 
@@ -201,7 +207,7 @@ def test_it_refuses_to_move_a_type_to_another_provider_while_offered_in_its_zone
     response = api.patch("/api/instance-types/L4-1-24G/", {"provider": "mock"}, format="json")
 
     assert response.status_code == 400
-    assert "fr-par-2" in response.json()["provider"][0]
+    assert "fr-par-2" in response.json()["error"]["fields"]["provider"]
     assert InstanceType.objects.get(code="L4-1-24G").provider.code == "scaleway"
 
 
@@ -219,7 +225,7 @@ def test_it_refuses_to_move_a_zone_with_offers_to_another_provider(api, seed):
     response = api.patch("/api/zones/mock-eu-1/", {"region": "fr-par"}, format="json")
 
     assert response.status_code == 400
-    assert "region" in response.json()
+    assert "region" in response.json()["error"]["fields"]
     assert Zone.objects.get(code="mock-eu-1").region.code == "mock-eu"
 
 
@@ -227,7 +233,7 @@ def test_it_refuses_to_move_a_region_whose_zones_have_offers(api, seed):
     response = api.patch("/api/regions/pl-waw/", {"provider": "mock"}, format="json")
 
     assert response.status_code == 400
-    assert "provider" in response.json()
+    assert "provider" in response.json()["error"]["fields"]
 
 
 def test_a_viewer_reads_but_cannot_write(viewer_api, seed):

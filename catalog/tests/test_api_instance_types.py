@@ -40,7 +40,7 @@ def test_it_refuses_a_zone_of_another_provider_and_changes_nothing(api, seed):
     response = api.put("/api/instance-types/L4-1-24G/zones/", {"zones": ["fr-par-3", "mock-eu-1"]}, format="json")
 
     assert response.status_code == 400
-    reason = response.json()["zones"][0]
+    reason = response.json()["error"]["fields"]["zones"]
     assert "mock-eu-1" in reason and "scaleway" in reason
     assert offered_in("L4-1-24G") == ["fr-par-2", "pl-waw-2"]
 
@@ -49,7 +49,7 @@ def test_it_refuses_an_unknown_zone_and_changes_nothing(api, seed):
     response = api.put("/api/instance-types/L4-1-24G/zones/", {"zones": ["fr-par-2", "mars-1"]}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"zones": ["Unknown zone: mars-1."]}
+    assert response.json()["error"]["fields"] == {"zones": "Unknown zone: mars-1."}
     assert offered_in("L4-1-24G") == ["fr-par-2", "pl-waw-2"]
 
 
@@ -57,7 +57,7 @@ def test_it_refuses_a_zones_body_that_is_not_a_list(api, seed):
     response = api.put("/api/instance-types/L4-1-24G/zones/", {"zones": "fr-par-2"}, format="json")
 
     assert response.status_code == 400
-    assert "zones" in response.json()
+    assert "zones" in response.json()["error"]["fields"]
 
 
 def test_it_picks_the_zone_of_the_types_own_provider_when_codes_are_shared(api, db):
@@ -74,14 +74,14 @@ def test_it_lists_the_types_offered_in_a_zone(api, seed):
     response = api.get("/api/zones/fr-par-1/instance-types/")
 
     assert response.status_code == 200
-    assert [row["code"] for row in response.json()] == ["RENDER-S"]
+    assert [row["code"] for row in response.json()["results"]] == ["RENDER-S"]
 
 
 def test_qwen_72b_fits_the_types_with_enough_vram_and_not_a_single_l4(api, seed):
     response = api.get("/api/models/Qwen/Qwen2.5-72B-Instruct/compatible-instance-types/")
 
     assert response.status_code == 200
-    compatible = {row["code"] for row in response.json()}
+    compatible = {row["code"] for row in response.json()["results"]}
     assert {"H100-2-80G", "L40S-4-48G", "B300-SXM-8-288G"} <= compatible
     assert not {"L4-1-24G", "H100-1-80G", "MOCK-4GPU-M"} & compatible
 
@@ -89,12 +89,12 @@ def test_qwen_72b_fits_the_types_with_enough_vram_and_not_a_single_l4(api, seed)
 def test_mock_echo_runs_only_on_mock_types(api, seed):
     response = api.get("/api/models/mock-echo/compatible-instance-types/")
 
-    assert sorted(row["code"] for row in response.json()) == ["MOCK-4GPU-M", "MOCK-GPU-S"]
+    assert sorted(row["code"] for row in response.json()["results"]) == ["MOCK-4GPU-M", "MOCK-GPU-S"]
 
 
 def test_it_lists_the_models_a_type_can_serve(api, seed):
-    l4 = {row["code"] for row in api.get("/api/instance-types/L4-1-24G/compatible-models/").json()}
-    mock = [row["code"] for row in api.get("/api/instance-types/MOCK-GPU-S/compatible-models/").json()]
+    l4 = {row["code"] for row in api.get("/api/instance-types/L4-1-24G/compatible-models/").json()["results"]}
+    mock = [row["code"] for row in api.get("/api/instance-types/MOCK-GPU-S/compatible-models/").json()["results"]]
 
     assert "Qwen/Qwen2.5-7B-Instruct" in l4
     assert not {"Qwen/Qwen2.5-72B-Instruct", "google/gemma-2-27b-it", "mock-echo"} & l4
@@ -104,7 +104,7 @@ def test_it_lists_the_models_a_type_can_serve(api, seed):
 def test_a_real_model_allowed_on_the_simulator_fits_mock_types(api, seed):
     make_model(code="org/small", vram_required_gb=8, allow_simulator=True)
 
-    codes = {row["code"] for row in api.get("/api/models/org/small/compatible-instance-types/").json()}
+    codes = {row["code"] for row in api.get("/api/models/org/small/compatible-instance-types/").json()["results"]}
 
     assert {"MOCK-GPU-S", "L4-1-24G"} <= codes
 

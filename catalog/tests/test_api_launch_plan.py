@@ -47,14 +47,14 @@ def test_a_missing_or_unknown_code_is_a_400_naming_the_field(api, seed, query, f
     response = api.get(URL, query)
 
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["error"]["fields"]
 
 
 def test_a_type_code_shared_by_two_providers_needs_the_provider(api, seed):
     make_instance_type(provider=make_provider(code="other"), code="L4-1-24G")
     query = {"instance_type": "L4-1-24G", "model": "Qwen/Qwen2.5-7B-Instruct"}
 
-    assert "provider" in api.get(URL, query).json()
+    assert "provider" in api.get(URL, query).json()["error"]["fields"]
     assert api.get(URL, {**query, "provider": "scaleway"}).json()["fits"] is True
 
 

@@ -22,7 +22,8 @@ def test_it_stores_a_valid_value(api, seed):
     response = api.patch("/api/settings/drain_timeout_s/", {"value": 120}, format="json")
 
     assert response.status_code == 200, response.content
-    assert response.json()["value"] == "120"
+    assert response.json()["value"] == 120
+    assert (response.json()["default"], response.json()["min_value"]) == (300, 0)
     assert get_setting("drain_timeout_s") == 120
 
 
@@ -30,7 +31,7 @@ def test_it_refuses_a_value_below_the_minimum(api, seed):
     response = api.put("/api/settings/sweep_interval_s/", {"value": "0"}, format="json")
 
     assert response.status_code == 400
-    assert response.json() == {"value": ["0 is below the minimum 1"]}
+    assert response.json()["error"] == {"code": "invalid", "message": "Invalid input: value: 0 is below the minimum 1.", "fields": {"value": "0 is below the minimum 1."}}
     assert RuntimeSetting.objects.get(key="sweep_interval_s").value == "10"
 
 
@@ -38,14 +39,14 @@ def test_it_refuses_a_value_that_is_not_an_integer(api, seed):
     response = api.patch("/api/settings/sweep_interval_s/", {"value": "ten"}, format="json")
 
     assert response.status_code == 400
-    assert "is not a valid int" in response.json()["value"][0]
+    assert "is not a valid int" in response.json()["error"]["fields"]["value"]
 
 
 def test_it_refuses_a_value_that_is_not_a_scalar(api, seed):
     response = api.patch("/api/settings/sweep_interval_s/", {"value": [1]}, format="json")
 
     assert response.status_code == 400
-    assert "value" in response.json()
+    assert "value" in response.json()["error"]["fields"]
 
 
 def test_it_keeps_type_bounds_and_default_read_only(api, seed):
@@ -60,12 +61,13 @@ def test_it_keeps_type_bounds_and_default_read_only(api, seed):
     assert (row.value, row.value_type, row.min_value, row.default) == ("20", "int", 1, "10")
 
 
-def test_it_stores_a_boolean_as_text(api, db):
+def test_it_stores_a_boolean_as_text_and_shows_it_as_a_boolean(api, db):
     RuntimeSetting.objects.create(key="router_enabled", value_type="bool", value="false", default="false")
 
     response = api.patch("/api/settings/router_enabled/", {"value": True}, format="json")
 
-    assert response.json()["value"] == "true"
+    assert response.json()["value"] is True and response.json()["default"] is False
+    assert RuntimeSetting.objects.get(key="router_enabled").value == "true"
 
 
 def test_settings_cannot_be_created_or_deleted_through_the_api(api, seed):

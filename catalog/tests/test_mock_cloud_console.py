@@ -75,7 +75,7 @@ def test_a_bad_fault_is_a_400_naming_the_field_and_arms_nothing(seed, api, body,
 
     assert answer.status_code == 400
     error = answer.json()["error"]
-    assert error["code"] == "INVALID_INPUT" and error["message"] and field in error["fields"]
+    assert error["code"] == "invalid" and error["message"] and field in error["fields"]
     assert not MockFault.objects.exists() and not audit_rows("MOCK_FAULT_CREATE")
 
 
@@ -96,7 +96,7 @@ def test_servers_are_listed_with_their_state_and_without_their_secrets(seed, api
     listed = api.get(SERVERS).json()
 
     (row,) = listed["results"]
-    assert row["id"] == str(server.pk) and row["instance_id"] == INSTANCE_ID
+    assert row["id"] == str(server.pk) and row["instance"] == INSTANCE_ID
     assert row["state"] == "running" and row["agent_running"] is None and row["runtime"] == "none"
     assert "secret-user-data" not in str(listed) and "user_data" not in row
 
@@ -113,7 +113,7 @@ def test_a_server_deleted_through_the_api_is_gone_audited_and_then_refused(seed,
     assert api.get(SERVERS).json()["count"] == 0
     assert api.get(f"{SERVERS}?include_deleted=true").json()["count"] == 1
     again = api.post(f"{SERVERS}{server.pk}/delete/")
-    assert again.status_code == 409 and again.json()["error"]["code"] == "MOCK_OPERATION_REFUSED"
+    assert again.status_code == 409 and again.json()["error"]["code"] == "invalid_status"
     assert len(audit_rows("MOCK_SERVER_DELETE")) == 1
 
 
@@ -184,5 +184,5 @@ def test_a_server_deleted_from_the_admin_action_is_gone_and_audited(seed, admin_
 def test_a_body_that_is_not_json_is_a_400_in_the_one_error_shape(seed, api):
     answer = api.post(FAULTS, "\x00", content_type="application/json")
 
-    assert answer.status_code == 400 and answer.json()["error"]["code"] == "INVALID_INPUT"
+    assert answer.status_code == 400 and answer.json()["error"]["code"] == "parse_error"
     assert not MockFault.objects.exists()

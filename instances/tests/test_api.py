@@ -46,9 +46,9 @@ def test_a_rejected_request_is_a_400_with_its_code_and_the_stored_instance(api, 
     response = api.post(URL, body, format="json")
 
     assert response.status_code == 400
-    answer = response.json()
-    assert answer["error_code"] == code and answer["message"]
-    stored = Instance.objects.get(pk=answer["instance_id"])
+    answer = response.json()["error"]
+    assert answer["code"] == code and answer["message"]
+    stored = Instance.objects.get(pk=answer["instance"])
     assert (stored.status, stored.error_code, stored.error_message) == (
         Status.PROVISIONING_FAILED, code, answer["message"]
     )
@@ -56,15 +56,17 @@ def test_a_rejected_request_is_a_400_with_its_code_and_the_stored_instance(api, 
 
 def test_a_request_with_no_body_at_all_is_stored_as_missing_params(api, mock_cloud):
     response = api.post(URL, {}, format="json")
-    assert response.status_code == 400 and response.json()["error_code"] == ErrorCode.MISSING_PARAMS
-    assert Instance.objects.filter(pk=response.json()["instance_id"]).exists()
+    assert response.status_code == 400 and response.json()["error"]["code"] == ErrorCode.MISSING_PARAMS
+    assert response.json()["error"]["fields"] == {"provider": "Required.", "zone": "Required.",
+                                                  "instance_type": "Required."}
+    assert Instance.objects.filter(pk=response.json()["error"]["instance"]).exists()
 
 
 @pytest.mark.parametrize("value", [42, ["mock-eu-1"], {"code": "mock-eu-1"}, True])
 def test_a_value_that_is_not_a_string_is_a_plain_400_naming_the_field(api, mock_cloud, value):
     response = api.post(URL, {**MOCK_REQUEST, "zone": value}, format="json")
     assert response.status_code == 400
-    assert "zone" in response.json()
+    assert "zone" in response.json()["error"]["fields"]
     assert not Instance.objects.exists()
 
 
@@ -109,7 +111,9 @@ def test_archiving_an_instance_that_is_not_terminated_is_a_409_saying_why(api, m
     instance = make_instance(status=Status.READY)
     response = api.post(f"{URL}{instance.pk}/archive/")
     assert response.status_code == 409
-    assert "ready" in response.json()["detail"] and "terminate it first" in response.json()["detail"]
+    error = response.json()["error"]
+    assert error["code"] == "invalid_status" and error["instance"] == str(instance.pk)
+    assert "ready" in error["message"] and "terminate it first" in error["message"]
     assert Instance.objects.get(pk=instance.pk).status == Status.READY
 
 
@@ -124,7 +128,7 @@ def test_a_ready_instance_can_be_reinstalled_and_a_terminated_one_cannot(api, mo
 
 
 def test_reinstalling_a_rejected_request_is_a_409_not_a_crash(api, mock_cloud):
-    rejected = api.post(URL, {}, format="json").json()["instance_id"]  # no provider, zone or type at all
+    rejected = api.post(URL, {}, format="json").json()["error"]["instance"]  # no provider, zone or type at all
 
     response = api.post(f"{URL}{rejected}/reinstall/")
 
@@ -152,7 +156,7 @@ def test_the_list_filters_by_status_and_placement_and_orders(api, mock_cloud):
 @pytest.mark.parametrize(("params", "field"), [({"status": "sleeping"}, "status"), ({"archived": "maybe"}, "archived")])
 def test_bad_list_parameters_are_a_400_naming_the_field(api, mock_cloud, params, field):
     response = api.get(URL, params)
-    assert response.status_code == 400 and field in response.json()
+    assert response.status_code == 400 and field in response.json()["error"]["fields"]
 
 
 def test_secrets_are_never_in_the_api(api, mock_cloud):
@@ -178,3 +182,36 @@ def test_a_viewer_reads_but_cannot_create_or_terminate(viewer_api, mock_cloud):
     assert viewer_api.post(URL, MOCK_REQUEST, format="json").status_code == 403
     assert viewer_api.post(f"{URL}{instance.pk}/terminate/").status_code == 403
     assert Instance.objects.count() == 1
+
+
+def test_an_instance_shows_its_pool_its_worker_status_and_its_heartbeat_age(api, mock_cloud):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from autoscaling.tests.factories import make_pool
+    from monitoring.models import WorkerState
+
+    pool = make_pool(name="echo")
+    member = make_instance(status=Status.READY, pool=pool)
+    loner = make_instance(status=Status.BOOTING)
+    WorkerState.objects.create(instance_id=member.pk, status=WorkerState.WorkerStatus.READY,
+                               last_heartbeat_at=timezone.now() - timedelta(seconds=12))
+
+    listed = api.get(URL, {"pool": pool.pk}).json()
+    assert [row["id"] for row in listed["results"]] == [str(member.pk)]
+    row = listed["results"][0]
+    assert row["pool"] == pool.pk and row["worker_status"] == "ready" and 12 <= row["heartbeat_age_s"] < 60
+    shown = api.get(f"{URL}{loner.pk}/").json()
+    assert (shown["pool"], shown["worker_status"], shown["heartbeat_age_s"]) == (None, None, None)
+
+
+def test_a_pool_lists_its_live_members(api, mock_cloud):
+    from autoscaling.tests.factories import make_pool
+
+    pool = make_pool(name="echo")
+    ready = make_instance(status=Status.READY, pool=pool)
+    make_instance(status=Status.TERMINATED, with_server=False, pool=pool)
+
+    listed = api.get("/api/pools/").json()["results"]
+    assert [(row["id"], row["members"]) for row in listed] == [(pool.pk, [{"id": str(ready.pk), "status": "ready"}])]

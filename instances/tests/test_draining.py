@@ -113,9 +113,9 @@ def test_the_api_drains_an_instance_and_refuses_one_that_is_not_ready(mock_cloud
     assert accepted.status_code == 202
     assert accepted.json()["status"] == "draining"
     assert refused.status_code == 409
-    assert "only a ready instance" in refused.json()["detail"]
+    assert "only a ready instance" in refused.json()["error"]["message"]
     assert invalid.status_code == 400
-    assert "timeout_s" in invalid.json()
+    assert "timeout_s" in invalid.json()["error"]["fields"]
     assert Instance.objects.get(pk=booting.pk).status == Status.BOOTING
 
 

@@ -87,7 +87,7 @@ def test_a_static_host_cannot_be_requested_like_a_cloud_machine(seed, api):
                                                 "instance_type": "L4-1-24G", "model": "Qwen/Qwen2.5-7B-Instruct"},
                             format="json")
 
-    assert response.status_code == 400 and response.json()["error_code"] == "INVALID_PROVIDER"
+    assert response.status_code == 400 and response.json()["error"]["code"] == "INVALID_PROVIDER"
 
 
 def test_the_join_token_is_exchanged_once_for_a_worker_token_and_the_engine_key_is_stored_encrypted(seed, api):

@@ -39,7 +39,7 @@ def test_an_instance_row_is_found_by_its_dom_id():
     (Status.DRAINING, False, True, False),
     (Status.TERMINATING, False, False, False),
     (Status.TERMINATED, False, False, True),
-    (Status.PROVISIONING_FAILED, False, True, True),
+    (Status.PROVISIONING_FAILED, False, False, True),  # a rejected request owns no server
     (Status.ARCHIVED, False, False, False),
 ])
 def test_the_actions_offered_follow_the_lifecycle(status, drain, terminate, archive):

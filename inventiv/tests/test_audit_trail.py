@@ -113,7 +113,7 @@ def test_api_keys_created_and_revoked_are_audited_without_the_key(seed, api):
 
 
 def test_budgets_and_pools_changed_through_the_api_are_audited(seed, api):
-    budget = api.post("/api/finops/budgets/", {"pool_id": "echo", "amount": "100.00"}, format="json").json()
+    budget = api.post("/api/finops/budgets/", {"pool": "echo", "amount": "100.00"}, format="json").json()
     api.patch(f"/api/finops/budgets/{budget['id']}/", {"amount": "150.00"}, format="json")
     api.post("/api/pools/", {"name": "echo", "model": "mock-echo",
                              "choices": [{"instance_type": "MOCK-GPU-S", "zone": "mock-eu-1"}]}, format="json")

@@ -40,7 +40,8 @@ def test_it_lists_action_logs_newest_first(viewer_api, logs):
     response = viewer_api.get(URL)
     assert response.status_code == 200
     body = response.json()
-    assert body["count"] == 5 and body["count_estimated"] is False
+    assert set(body) == {"count", "next", "previous", "results"}
+    assert body["count"] == 5
     assert ids(response) == [logs[name].pk for name in ("other", "running", "failed", "provider", "request")]
     assert "stats" not in body
 
@@ -97,6 +98,11 @@ def test_stats_without_filters_count_the_whole_table(viewer_api, logs):
     assert stats["by_status"] == {"success": 3, "failed": 1, "in_progress": 1}
 
 
+def test_a_limit_above_the_maximum_is_clamped_not_refused(viewer_api, logs):
+    response = viewer_api.get(URL, {"limit": 5000})
+    assert response.status_code == 200 and len(response.json()["results"]) == 5
+
+
 @pytest.mark.parametrize(
     ("params", "field"),
     [
@@ -116,7 +122,7 @@ def test_stats_without_filters_count_the_whole_table(viewer_api, logs):
 def test_bad_query_parameters_are_a_400_naming_the_field(viewer_api, logs, params, field):
     response = viewer_api.get(URL, params)
     assert response.status_code == 400
-    assert field in response.json()
+    assert field in response.json()["error"]["fields"]
 
 
 def test_it_shows_one_action_log_with_its_payloads(viewer_api, logs):
@@ -145,7 +151,7 @@ def test_large_sets_are_estimated_and_flagged_where_postgresql_can_estimate_them
     assert (whole["stats"]["total_estimated"], whole["stats"]["filtered_estimated"]) == (estimates, estimates)
     # ANALYZE sampled all five rows: the statistics are exact here.
     assert whole["stats"]["by_status"] == {"success": 3, "failed": 1, "in_progress": 1}
-    assert whole["count"] == 5 and whole["count_estimated"] is estimates
+    assert whole["count"] == 5
 
     broad = viewer_api.get(URL, {"stats": "1", "status": "success"}).json()
     assert broad["stats"]["filtered_estimated"] is estimates

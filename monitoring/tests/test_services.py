@@ -3,7 +3,7 @@
 import pytest
 
 from monitoring.models import ActionLog
-from monitoring.services import action_step, held_actions, new_action, record_action, write_actions
+from monitoring.services import StepFailed, action_step, held_actions, new_action, record_action, write_actions
 
 pytestmark = pytest.mark.django_db
 
@@ -52,3 +52,38 @@ def test_rows_written_by_the_change_they_led_to_are_not_written_twice():
         write_actions(held)
 
     assert logged() == [("PROVIDER_START", "success")]
+
+
+class _Refused(Exception):
+    permanent = True
+    code = None
+
+
+class _Later(Exception):
+    permanent = False
+    code = None
+
+
+@pytest.mark.parametrize(
+    ("exc", "code"),
+    [
+        (_Refused("bad request"), "PROVIDER_ERROR"),
+        (_Later("timeout"), "PROVIDER_UNAVAILABLE"),
+        (ValueError("a bug"), "INTERNAL_ERROR"),
+        (StepFailed("HEALTH_CHECK_FAILED", "no answer"), "HEALTH_CHECK_FAILED"),
+    ],
+)
+def test_a_failed_step_gets_a_documented_code_never_a_class_name(exc, code):
+    with pytest.raises(type(exc)), action_step("PROVIDER_START", component=ORCH, instance_status="booting"):
+        raise exc
+    row = ActionLog.objects.get()
+    assert (row.status, row.error_code) == ("failed", code)
+    assert (row.instance_status_before, row.instance_status_after) == ("booting", "booting")
+    assert row.duration_ms is not None
+
+
+def test_an_instantaneous_row_has_a_zero_duration_and_one_status_on_both_sides():
+    row = record_action("HEALTH_CHECK", component=ORCH, status_before="booting")
+    assert (row.duration_ms, row.instance_status_before, row.instance_status_after) == (0, "booting", "booting")
+    running = record_action("EXECUTE_CREATE", component=ORCH, status=ActionLog.Status.IN_PROGRESS)
+    assert running.duration_ms is None and running.completed_at is None
