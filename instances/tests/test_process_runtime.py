@@ -2,7 +2,6 @@
 control plane. Readiness comes from a real heartbeat; a killed agent leaves its machine up and is lost by its
 heartbeats; a crashed engine is restarted by its agent; a deleted server is gone; termination stops everything."""
 
-import time
 from datetime import timedelta
 
 import psutil
@@ -18,6 +17,7 @@ from instances.sweeps import sweep_watchdog
 from instances.status import ErrorCode, Status
 from instances.termination import terminate_instance
 from instances.tests.factories import action_types, fresh, mock_cloud, request_mock, set_setting  # noqa: F401
+from inventiv.tests.own_servers import wait_until
 from monitoring.models import WorkerState
 from providers import mock_process
 from providers.base import ServerState
@@ -30,18 +30,11 @@ HEARTBEAT_S = 1  # the smallest heartbeat_interval_s the setting allows
 STALE_MISSED = 3  # the seeded heartbeat_stale_missed
 GRACE_S = 180  # the seeded heartbeat_lost_grace_s
 WAIT_S = 30  # generous for two busy cores; a healthy run takes a few seconds
-POLL_S = 0.1
 HTTP_TIMEOUT_S = 10
 
 
-def wait_for(predicate, *, timeout: float = WAIT_S, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(POLL_S)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+def wait_for(predicate, *, what: str, timeout: float = WAIT_S):
+    return wait_until(predicate, timeout=timeout, what=what)
 
 
 def gone(pid: int) -> bool:
@@ -76,10 +69,8 @@ def processes_of(instance) -> list[int]:
 
 
 def test_a_process_instance_becomes_ready_by_heartbeat_and_serves_with_its_engine_key(process_cloud):
-    started = time.monotonic()
-    instance = ready_instance()
+    instance = ready_instance()  # within WAIT_S, or it fails
 
-    assert time.monotonic() - started < WAIT_S
     assert "WORKER_REGISTERED" in action_types(instance)
     assert action_types(instance)[-3:] == ["WORKER_VLLM_HTTP_OK", "WORKER_MODEL_LOADED", "INSTANCE_READY"]
     assert WorkerState.objects.get(instance_id=instance.pk).status == "ready"
@@ -113,13 +104,11 @@ def test_a_killed_agent_leaves_its_machine_running_goes_stale_then_is_lost_and_i
     agent_pid = MockServer.objects.get(pk=instance.provider_server_id).metadata["pid"]
 
     view = operate(MockServer.objects.get(pk=instance.provider_server_id), KILL_AGENT)
-    killed_at = time.monotonic()
 
     assert gone(agent_pid)
     assert (view.state, view.agent_running) == (ServerState.RUNNING, False)
     wait_for(lambda: not is_worker_fresh(instance.pk), timeout=HEARTBEAT_S * (STALE_MISSED + 2),
              what="the worker to go stale")
-    assert time.monotonic() - killed_at <= HEARTBEAT_S * (STALE_MISSED + 2)
     # As on a real cloud, the machine is still there: the watchdog finds its server and leaves it be.
     assert server_of(instance).state == ServerState.RUNNING
     sweep_watchdog()

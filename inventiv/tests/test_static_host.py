@@ -8,7 +8,6 @@ import os
 import stat
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,31 +19,20 @@ from conftest import api_token
 from instances.models import Instance
 from instances.status import Status
 from instances.tests.factories import set_setting
+from inventiv.tests.own_servers import free_port, wait_until
 from providers.models import StaticMachine
-from router.tests.servers import SimulatorProcess, UvicornThread, bound_socket
+from router.tests.servers import SimulatorProcess, UvicornThread
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 ENGINE_KEY = "operator-engine-key-0123456789"
 WAIT_S = 60  # generous for two busy cores; a healthy run takes a few seconds
-POLL_S = 0.1
 HTTP_TIMEOUT_S = 10
 
 
 def wait_for(predicate, *, what: str, timeout: float = WAIT_S):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(POLL_S)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
-def free_port() -> int:
-    with bound_socket() as sock:
-        return sock.getsockname()[1]
+    return wait_until(predicate, timeout=timeout, what=what)
 
 
 @pytest.fixture
