@@ -36,18 +36,21 @@ def launch_plan_table(*, provider: str) -> str:
         "| Model | Disk | " + " | ".join(t.code for t in types) + " |",
         "|---|---|" + "---|" * len(types),
     ]
+    refused = set()
     for model in models:
         plans = [launch_plan(model, instance_type) for instance_type in types]
+        refused |= {plan.kind for plan in plans if not plan.fits}
         disks = {plan.root_volume.size_gb for plan in plans if plan.fits}
         disk = f"{max(disks)} GB" if disks else "–"
         label = model.code + (" (embed)" if model.task == LlmModel.Task.EMBED else "")
         lines.append(f"| {label} | {disk} | " + " | ".join(cell(plan) for plan in plans) + " |")
+    # The Mock cloud's own refusals are explained where they appear (the Mock table), not under every table.
     legend = [
         "",
         "A cell is the planned `--max-model-len` (in units of 1,024 tokens) and `--tensor-parallel-size`; "
         "`×N`: N data-parallel replicas use the remaining GPUs; `*`: planned at `--gpu-memory-utilization` 0.95 "
         "(0.90 otherwise). Disk: the root volume (block storage) the model's plans ask for.",
         "Refusals: " + "; ".join(f"`{kind}`: {meaning}" for kind, meaning in REFUSAL_KINDS.items()
-                                 if kind not in ("simulator", "mock-only")) + ".",
+                                 if kind not in ("simulator", "mock-only") or kind in refused) + ".",
     ]
     return "\n".join(lines + legend)

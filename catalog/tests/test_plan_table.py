@@ -35,6 +35,12 @@ def test_the_legend_explains_each_refusal(seed):
     assert "`vram`" in legend and "`gpu`" in legend and "`context`" in legend
 
 
+def test_the_mock_table_explains_its_own_refusal_and_the_scaleway_table_leaves_it_out(seed):
+    mock = "\n".join(table("mock"))
+    assert "no: simulator" in mock and "`simulator`:" in mock
+    assert "`simulator`:" not in "\n".join(table())
+
+
 def test_the_readme_shows_the_table_as_the_command_prints_it(seed):
     readme = (Path(settings.BASE_DIR) / "README.md").read_text()
 
