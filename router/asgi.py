@@ -131,6 +131,20 @@ class RouterApp:
             return
         await self._generate(runtime, path, body, key, session_id, send, receive, started)
 
+    async def serve_call(self, path: str, headers: list[tuple[bytes, bytes]], body: bytes, send, receive) -> None:
+        """A POST to one of ROUTES whose body the server read whole, within the size limit (the express
+        lane, router/server.py): the checks `handle` makes, in its order, then the same generation."""
+        started = time.perf_counter()
+        runtime = self.runtime()
+        try:
+            if not runtime.loaded and not await runtime.wait_loaded():
+                raise errors.router_not_ready()
+            key, session_id = _read_headers(runtime, headers)
+        except errors.ApiError as error:
+            await _send_error(send, error)
+            return
+        await self._generate(runtime, path, body, key, session_id, send, receive, started)
+
     async def _generate(self, runtime: RouterRuntime, path: str, body: bytes, key: KeyEntry,
                         session_id: str | None, send, receive, started: float) -> None:
         trace = TraceRecord(api_key_id=key.id, endpoint=path.removeprefix("/v1/"), model="", status_code=0,
