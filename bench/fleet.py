@@ -161,3 +161,17 @@ def cpu_seconds(pid: int) -> float:
             continue
         total += times.user + times.system
     return total
+
+
+def connections_per_worker(pid: int, port: int) -> list[int]:
+    """Client connections each uvicorn worker process of `pid` holds on `port`."""
+    counts = []
+    for child in psutil.Process(pid).children():
+        try:
+            connections = child.net_connections("tcp")
+        except psutil.Error:
+            continue
+        held = sum(1 for each in connections if each.laddr and each.laddr.port == port and each.status == "ESTABLISHED")
+        if held or "multiprocessing.resource_tracker" not in " ".join(child.cmdline()):
+            counts.append(held)
+    return sorted(counts, reverse=True)
