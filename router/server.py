@@ -65,7 +65,7 @@ class Exchange:
     of a lost connection, a shutdown and a pipelined request applies to it as to any cycle."""
 
     __slots__ = ("protocol", "path", "headers", "chunks", "keep_alive", "disconnected", "response_started",
-                 "response_complete", "message_event", "client", "_status", "_head_headers", "_chunked", "_gone")
+                 "response_complete", "client", "_status", "_head_headers", "_chunked", "_gone")
 
     def __init__(self, protocol: RouterProtocol, path: str, headers: list, keep_alive: bool) -> None:
         self.protocol = protocol
@@ -76,8 +76,6 @@ class Exchange:
         self.disconnected = False
         self.response_started = False
         self.response_complete = False
-        # uvicorn's protocol calls `cycle.message_event.set()` when the connection is lost.
-        self.message_event = self
         self.client = ""  # as the access log names it
         self._status = 0
         self._head_headers = ()
@@ -85,6 +83,12 @@ class Exchange:
         self._gone: list[asyncio.Future] = []
 
     # What the protocol calls
+    @property
+    def message_event(self) -> Exchange:
+        """uvicorn's protocol calls `cycle.message_event.set()` when the connection is lost. (A property, not
+        an attribute: an exchange that held itself would wait for the garbage collector to be freed.)"""
+        return self
+
     def set(self) -> None:
         """The connection was lost, or the answer is complete: every waiting `receive()` returns."""
         waiters, self._gone = self._gone, []
