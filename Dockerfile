@@ -18,7 +18,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     INVENTIV_VAR_DIR=/app/var \
     INVENTIV_STATIC_ROOT=/app/staticfiles \
     UVICORN_HOST=0.0.0.0 \
-    UVICORN_PORT=8000
+    UVICORN_PORT=8000 \
+    UVICORN_HTTP=inventiv.asgi:HttpProtocol
 RUN groupadd --system --gid 10001 inventiv \
     && useradd --system --uid 10001 --gid inventiv --home-dir /app --no-create-home --shell /usr/sbin/nologin inventiv
 COPY --from=build /opt/venv /opt/venv

@@ -116,12 +116,20 @@ def start_engine(port: int, key: str, *flags: str) -> subprocess.Popen:
     )
 
 
-def start_router(port: int, *, workers: int, app: str = "inventiv.asgi:application", **env: str) -> subprocess.Popen:
-    """uvicorn serving the ASGI app (production settings: DEBUG off, key checks, limits, traces)."""
+ROUTER_APP = "inventiv.asgi:application"
+# uvicorn's HTTP protocol with the data plane's express lane, as production serves it (README, Running it).
+ROUTER_HTTP = "inventiv.asgi:HttpProtocol"
+
+
+def start_router(port: int, *, workers: int, app: str = ROUTER_APP, http: str | None = ROUTER_HTTP,
+                 cwd: Path = ROOT, **env: str) -> subprocess.Popen:
+    """uvicorn serving the ASGI app (production settings: DEBUG off, key checks, limits, traces); `http`:
+    its HTTP protocol (None: uvicorn's own); `cwd`: the checkout it runs (the default: this one)."""
     return subprocess.Popen(
         [str(Path(sys.executable).parent / "uvicorn"), app, "--host", LOOPBACK, "--port", str(port),
-         "--workers", str(workers), "--no-access-log", "--log-level", "warning"],
-        cwd=ROOT, env={**os.environ, **env},
+         "--workers", str(workers), "--no-access-log", "--log-level", "warning",
+         *(["--http", http] if http else [])],
+        cwd=cwd, env={**os.environ, **env},
     )
 
 
@@ -153,3 +161,17 @@ def cpu_seconds(pid: int) -> float:
             continue
         total += times.user + times.system
     return total
+
+
+def connections_per_worker(pid: int, port: int) -> list[int]:
+    """Client connections each uvicorn worker process of `pid` holds on `port`."""
+    counts = []
+    for child in psutil.Process(pid).children():
+        try:
+            connections = child.net_connections("tcp")
+        except psutil.Error:
+            continue
+        held = sum(1 for each in connections if each.laddr and each.laddr.port == port and each.status == "ESTABLISHED")
+        if held or "multiprocessing.resource_tracker" not in " ".join(child.cmdline()):
+            counts.append(held)
+    return sorted(counts, reverse=True)

@@ -1,7 +1,7 @@
 """Benchmark: the router's own cost, against going direct to the engines and against the Rust vllm-router
 0.1.17 on the same two engines, in the same run.
 
-    .venv/bin/python bench/router.py [--requests 2000] [--throughput-requests 8000] [--rounds 3]
+    .venv/bin/python bench/router.py [--requests 2000] [--throughput-requests 8000] [--rounds 3] [--baseline ../main]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/anything .venv/bin/python bench/router.py
 
 One run, production-like: two simulator processes with zero delay (`--ttft 0 --tokens-per-second 0
@@ -126,27 +126,34 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-async def measure(args, ours_url: str, rust_url: str, client_key: str, engines, kill_second, pids: dict) -> dict:
+async def measure(args, ours_url: str, rust_url: str, client_key: str, engines, kill_second, pids: dict,
+                  baseline: tuple[str, str] | None = None) -> dict:
+    """`baseline`: another checkout's router (its URL and client key), measured alongside ours."""
     engine_headers = {"Authorization": f"Bearer {engines[0][1]}"}
     direct = [(f"http://{fleet.LOOPBACK}:{port}/v1/chat/completions", engine_headers) for port, _ in engines]
     ours = (f"{ours_url}/v1/chat/completions", {"Authorization": f"Bearer {client_key}"})
     rust = (f"{rust_url}/v1/chat/completions", engine_headers)
+    targets = {"direct": direct, "ours": [ours], "rust": [rust]}
+    if baseline is not None:
+        targets["baseline"] = [(f"{baseline[0]}/v1/chat/completions", {"Authorization": f"Bearer {baseline[1]}"})]
+    order = list(targets)
+    firsts = [each[0] for each in targets.values()]
     figures = {}
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         await throughput(session, [*direct, ours, rust], WARMUP_REQUESTS, args.concurrency)
-        one = await alternate(session, [direct[0], ours, rust], args.requests, BODY, first_chunk=False)
-        first = await alternate(session, [direct[0], ours, rust], args.requests // 2, STREAM_BODY, first_chunk=True)
-        for name, samples, chunks in zip(("direct", "ours", "rust"), one, first, strict=True):
+        if baseline is not None:
+            await throughput(session, targets["baseline"], WARMUP_REQUESTS // 4, args.concurrency)
+        one = await alternate(session, firsts, args.requests, BODY, first_chunk=False)
+        first = await alternate(session, firsts, args.requests // 2, STREAM_BODY, first_chunk=True)
+        for name, samples, chunks in zip(order, one, first, strict=True):
             figures[f"{name}_median_ms"] = median_ms(samples)
             figures[f"{name}_p99_ms"] = statistics.quantiles(samples, n=100)[98] * 1000
             figures[f"{name}_ttft_ms"] = median_ms(chunks)
         # Alternating rounds, the order rotating, so that neither router always runs on a warmer machine.
-        totals = {name: [0, 0.0, 0, 0.0] for name in ("direct", "ours", "rust")}  # requests, s, errors, cpu
-        targets = {"direct": direct, "ours": [ours], "rust": [rust]}
-        order = ["direct", "ours", "rust"]
+        totals = {name: [0, 0.0, 0, 0.0] for name in order}  # requests, s, errors, cpu
         for round_index in range(args.rounds):
-            for name in order[round_index % 3:] + order[:round_index % 3]:
+            for name in order[round_index % len(order):] + order[:round_index % len(order)]:
                 cpu = sum(fleet.cpu_seconds(pid) for pid in pids[name])
                 _, errors, seconds = await throughput(session, targets[name], args.throughput_requests,
                                                       args.concurrency)
@@ -156,6 +163,11 @@ async def measure(args, ours_url: str, rust_url: str, client_key: str, engines, 
                 total[1] += seconds
                 total[2] += errors
                 total[3] += cpu
+        # uvicorn's workers share one listening socket: the one awake when the client's connections arrive
+        # takes them all, or most (the figure explains much of a run's spread). Counted after the rounds.
+        served = {"ours": ours_url, **({"baseline": baseline[0]} if baseline else {})}
+        figures["connections"] = {name: fleet.connections_per_worker(pids[name][0], int(url.rsplit(":", 1)[1]))
+                                  for name, url in served.items()}
         for name, (requests, seconds, errors, cpu) in totals.items():
             figures[f"{name}_rps"] = requests / seconds
             figures[f"{name}_errors"] = errors
@@ -180,7 +192,8 @@ def report(figures: dict, traces: int, args) -> bool:
          f"target ours <= {TARGET_ADDED_MEDIAN_MS} ms)", added["ours"] <= TARGET_ADDED_MEDIAN_MS),
         (f"throughput, concurrency {args.concurrency}",
          f"ours {figures['ours_rps']:.0f} req/s, Rust {figures['rust_rps']:.0f} req/s = {share:.0%} of Rust's "
-         f"(direct {figures['direct_rps']:.0f}; target >= 100 %)",
+         f"(direct {figures['direct_rps']:.0f}; our workers' connections {figures['connections']['ours']}; "
+         f"target >= 100 %)",
          share >= 1.0 and figures["ours_errors"] == 0),
         ("CPU per request", f"ours {figures['ours_cpu_us']:.0f} us, Rust {figures['rust_cpu_us']:.0f} us, engines "
          f"{figures['direct_cpu_us']:.0f} us (each process tree's whole cost)", True),
@@ -196,6 +209,14 @@ def report(figures: dict, traces: int, args) -> bool:
           f"{args.rounds} rounds of {args.throughput_requests} requests at concurrency {args.concurrency})")
     for name, value, ok in checks:
         print(f"  {'PASS' if ok else 'MISS'}  {name}: {value}")
+    if "baseline_rps" in figures:
+        added_baseline = figures["baseline_median_ms"] - figures["direct_median_ms"]
+        print(f"  baseline ({args.baseline}): added median latency, concurrency 1 {added_baseline:+.3f} ms; "
+              f"throughput, concurrency {args.concurrency} {figures['baseline_rps']:.0f} req/s = "
+              f"{figures['baseline_rps'] / figures['rust_rps']:.0%} of Rust's; CPU per request "
+              f"{figures['baseline_cpu_us']:.0f} us; streaming time to first chunk, added "
+              f"{figures['baseline_ttft_ms'] - figures['direct_ttft_ms']:+.3f} ms; its workers' connections "
+              f"{figures['connections']['baseline']}")
     return all(ok for _, _, ok in checks)
 
 
@@ -206,7 +227,10 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dead-requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
-    parser.add_argument("--app", default="inventiv.asgi:application", help="the ASGI app uvicorn serves")
+    parser.add_argument("--app", default=fleet.ROUTER_APP, help="the ASGI app uvicorn serves")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="another checkout of Inventiv (e.g. the main branch's) whose router is measured in the "
+                             "same run, on the same engines and database, for a before/after comparison")
     # Production runs one web/router process per core (README, docker-compose WEB_WORKERS); the direct
     # side is two engine processes, so a one-process router would be measured on one core against two.
     parser.add_argument("--router-workers", type=int, default=os.cpu_count() or 1,
@@ -226,16 +250,33 @@ def main() -> int:
         ours = fleet.start_router(ours_port, workers=args.router_workers, app=args.app)
         rust = start_rust_router(rust_port, engines)
         processes += [ours, rust]
-        for port, process in [*zip((p for p, _ in engines), processes[:2]), (ours_port, ours), (rust_port, rust)]:
+        listening = [*zip((p for p, _ in engines), processes[:2]), (ours_port, ours), (rust_port, rust)]
+        baseline = None
+        if args.baseline is not None:
+            baseline_port = fleet.free_port()
+            _, baseline_key = fleet.client_key("bench-baseline")
+            # Its own express lane when that checkout has one (a checkout from before it serves by ASGI).
+            http = fleet.ROUTER_HTTP if "HttpProtocol" in (args.baseline / "inventiv" / "asgi.py").read_text() else None
+            baseline_router = fleet.start_router(baseline_port, workers=args.router_workers, http=http,
+                                                 cwd=args.baseline.resolve())
+            processes.append(baseline_router)
+            listening.append((baseline_port, baseline_router))
+            baseline = (f"http://{fleet.LOOPBACK}:{baseline_port}", baseline_key)
+        for port, process in listening:
             fleet.wait_until_listening(port, process)
 
         def kill_second() -> None:
             fleet.kill(processes[1])
 
         pids = {"direct": [processes[0].pid, processes[1].pid], "ours": [ours.pid], "rust": [rust.pid]}
+        if baseline is not None:
+            pids["baseline"] = [processes[-1].pid]
         figures = asyncio.run(measure(args, f"http://{fleet.LOOPBACK}:{ours_port}",
-                                      f"http://{fleet.LOOPBACK}:{rust_port}", client_key, engines, kill_second, pids))
+                                      f"http://{fleet.LOOPBACK}:{rust_port}", client_key, engines, kill_second, pids,
+                                      baseline))
         fleet.stop(ours)  # a clean shutdown flushes the last traces
+        if baseline is not None:
+            fleet.stop(processes[-1])  # SIGKILL would leave its uvicorn workers behind
         return 0 if report(figures, trace_count(key_id), args) else 1
     finally:
         for process in processes:

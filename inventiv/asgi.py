@@ -1,5 +1,6 @@
 """The ASGI entry point: `/v1/...` goes to the router's data plane (router/asgi.py), outside Django's
-request stack for latency; everything else goes to Django. Lifespan events start and stop the router's
+request stack for latency (and its generation requests outside the ASGI request cycle too, with the
+`HttpProtocol` below); everything else goes to Django. Lifespan events start and stop the router's
 background work (table refresh, usage writer).
 
 Django is served through its WSGI application on a fixed thread pool (a2wsgi) rather than Django's own
@@ -23,8 +24,12 @@ django_application = WSGIMiddleware(get_wsgi_application(), workers=WEB_THREADS)
 
 from instances.worker_asgi import HEARTBEAT_PATH, HeartbeatApp, close_connections_on  # noqa: E402
 from router.asgi import RouterApp  # noqa: E402
+from router.server import router_protocol  # noqa: E402
 
 router_application = RouterApp()
+# uvicorn's HTTP protocol with the data plane's express lane (router/server.py): serve with
+# `uvicorn inventiv.asgi:application --http inventiv.asgi:HttpProtocol`.
+HttpProtocol = router_protocol(router_application)
 heartbeat_application = HeartbeatApp(threads=WEB_THREADS)
 DATA_PLANE_PREFIX = "/v1/"
 

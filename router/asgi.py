@@ -20,15 +20,15 @@ import asyncio
 import json
 import logging
 import time
+from datetime import UTC, datetime
 
-from django.utils import timezone
 
 from router import errors
 from router.balancer import CACHE_AWARE
 from router.calls import ROUTES, parse_call
 from router.config import RouterConfig, config_from_settings
 from router.hold import ClientLeft, HeldStream, hold
-from router.keys import KeyEntry, hash_key
+from router.keys import BEARER, KeyEntry
 from router.models import RequestTrace
 from router.proxy import forward
 from router.runtime import RouterRuntime
@@ -39,7 +39,6 @@ log = logging.getLogger(__name__)
 Outcome = RequestTrace.Outcome
 MODELS_PATH = "/v1/models"
 EMBEDDINGS_PATH = "/v1/embeddings"
-BEARER = b"bearer "
 OUTCOMES_BY_STATUS = {
     400: Outcome.CLIENT_ERROR, 403: Outcome.FORBIDDEN, 404: Outcome.CLIENT_ERROR, 413: Outcome.CLIENT_ERROR,
     429: Outcome.RATE_LIMITED, 502: Outcome.UPSTREAM_ERROR, 503: Outcome.NO_INSTANCE,
@@ -47,6 +46,8 @@ OUTCOMES_BY_STATUS = {
 # Refusals that share a status with others but deserve their own outcome.
 OUTCOMES_BY_CODE = {"hold_queue_full": Outcome.HOLD_QUEUE_FULL, "hold_timeout": Outcome.HOLD_TIMEOUT}
 JSON_HEADERS = [(b"content-type", b"application/json")]
+# A trace's endpoint for each generation route (the trace's time is aware UTC, as USE_TZ has it).
+ENDPOINTS = {path: path.removeprefix("/v1/") for path in ROUTES}
 CLIENT_CLOSED_REQUEST = 499
 
 
@@ -131,10 +132,24 @@ class RouterApp:
             return
         await self._generate(runtime, path, body, key, session_id, send, receive, started)
 
+    async def serve_call(self, path: str, headers: list[tuple[bytes, bytes]], body: bytes, send, receive) -> None:
+        """A POST to one of ROUTES whose body the server read whole, within the size limit (the express
+        lane, router/server.py): the checks `handle` makes, in its order, then the same generation."""
+        started = time.perf_counter()
+        runtime = self.runtime()
+        try:
+            if not runtime.loaded and not await runtime.wait_loaded():
+                raise errors.router_not_ready()
+            key, session_id = _read_headers(runtime, headers)
+        except errors.ApiError as error:
+            await _send_error(send, error)
+            return
+        await self._generate(runtime, path, body, key, session_id, send, receive, started)
+
     async def _generate(self, runtime: RouterRuntime, path: str, body: bytes, key: KeyEntry,
                         session_id: str | None, send, receive, started: float) -> None:
-        trace = TraceRecord(api_key_id=key.id, endpoint=path.removeprefix("/v1/"), model="", status_code=0,
-                            outcome=Outcome.OK, created_at=timezone.now(), latency_ms=0.0)
+        trace = TraceRecord(api_key_id=key.id, endpoint=ENDPOINTS.get(path) or path.removeprefix("/v1/"), model="",
+                            status_code=0, outcome=Outcome.OK, created_at=datetime.now(UTC), latency_ms=0.0)
         held: HeldStream | None = None
         try:
             call = parse_call(path, body, session_id, with_prefix=runtime.balancer.policy == CACHE_AWARE)
@@ -146,7 +161,7 @@ class RouterApp:
                 raise errors.model_not_allowed(call.model)
             if key.over_budget:
                 raise errors.budget_exceeded()
-            refused = await runtime.limits.admit(key)
+            refused = await runtime.limits.admit(key) if key.is_limited else None
             if refused is not None:
                 limit, wait = refused
                 raise errors.rate_limited(f"This API key reached its {limit} limit; retry in {wait:.0f} s.",
@@ -203,7 +218,7 @@ def _read_headers(runtime: RouterRuntime, headers) -> tuple[KeyEntry, str | None
         raise errors.missing_api_key()
     if authorization[:len(BEARER)].lower() != BEARER:
         raise errors.invalid_api_key()
-    key = runtime.keys.get(hash_key(authorization[len(BEARER):].strip().decode("latin-1")))
+    key = runtime.keys.get(runtime.key_hash(authorization))
     if key is None:
         raise errors.invalid_api_key()
     return key, session_id

@@ -3,6 +3,7 @@ produce. The engine checks everything else, and its 400s are relayed."""
 
 from __future__ import annotations
 
+import codecs
 import json
 from dataclasses import dataclass
 
@@ -38,10 +39,25 @@ class Call:
         return PATH_BYTES[self.path]
 
 
+def _json_of(body: bytes):
+    """json.loads(body), quicker for UTF-8: json.loads of bytes first detects the encoding (UTF-16 and -32
+    too) and decodes with an error handler that skips the ASCII fast path, which costs as much as parsing a
+    small body. What could be another encoding (a BOM, a NUL in the first bytes) or is not strict UTF-8
+    takes json.loads's own way, so the answer (and the error) is the same."""
+    if body[:3] != codecs.BOM_UTF8 and 0 not in body[:2]:
+        try:
+            text = body.decode()
+        except UnicodeDecodeError:
+            pass
+        else:
+            return json.loads(text)
+    return json.loads(body)
+
+
 def parse_call(path: str, body: bytes, session_id: str | None, *, with_prefix: bool = False) -> Call:
     """Check what the router relies on; the engine checks the rest and its 400s are relayed."""
     try:
-        payload = json.loads(body)
+        payload = _json_of(body)
     except ValueError as exc:
         raise errors.bad_request(f"The body is not valid JSON: {exc}") from None
     if not isinstance(payload, dict):

@@ -97,6 +97,8 @@ class HeldStream:
 
     async def open(self) -> None:
         await self._send({"type": "http.response.start", "status": 200, "headers": SSE_HEADERS})
+        # An empty chunk: a server that holds the head until the body (router/server.py) sends it now.
+        await self._send({"type": "http.response.body", "body": b"", "more_body": True})
         self.opened = True
 
     async def keep_alive(self) -> None:

@@ -19,6 +19,9 @@ KEY_PREFIX = "sk-inv-"
 KEY_RANDOM_BYTES = 32
 # What the dashboard shows of a key: `sk-inv-` and five random characters.
 DISPLAY_PREFIX_LENGTH = 12
+# How a client sends its key: `Authorization: Bearer <key>` (the scheme's case does not matter).
+BEARER = b"bearer "
+KEY_HASH_CACHE_SIZE = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +51,24 @@ def generate_key() -> str:
 
 def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
+
+
+class KeyHashes:
+    """`Authorization` header value (`Bearer <key>`) -> the key's hash, remembered: a client sends the same
+    header with every request, and hashing is a tenth of the router's own work on a small answer. Bounded:
+    past `size` different headers (random keys sent on purpose) it starts again."""
+
+    def __init__(self, size: int = KEY_HASH_CACHE_SIZE) -> None:
+        self.size = size
+        self._hashes: dict[bytes, str] = {}
+
+    def of(self, authorization: bytes) -> str:
+        found = self._hashes.get(authorization)
+        if found is None:
+            if len(self._hashes) >= self.size:
+                self._hashes.clear()
+            found = self._hashes[authorization] = hash_key(authorization[len(BEARER):].strip().decode("latin-1"))
+        return found
 
 
 def display_prefix(key: str) -> str:

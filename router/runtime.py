@@ -28,7 +28,7 @@ from router.breaker import CircuitBreakers
 from router.changes import ChangeFeed
 from router.config import UPSTREAM_KEEPALIVE_S, RouterConfig
 from router.hold_queues import HoldQueues
-from router.keys import KeyEntry, load_key_index
+from router.keys import KeyEntry, KeyHashes, load_key_index
 from router.pools import PoolEntry, load_pool_directory
 from router.prefixes import PrefixIndex
 from router.refresher import Refresher, Snapshot
@@ -60,6 +60,8 @@ class RouterRuntime:
     def __init__(self, config: RouterConfig, *, store: SharedStore | None = None) -> None:
         self.config = config
         self.keys: dict[str, KeyEntry] = {}
+        # The hash of a request's `Authorization` value, to look its key up in `keys`.
+        self.key_hash = KeyHashes().of
         self.table: RoutingTable = EMPTY_TABLE
         # Model code -> the pool that may grow to serve it (settings.ROUTER_POOL_DIRECTORY).
         self.pools: dict[str, PoolEntry] = {}

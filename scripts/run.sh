@@ -52,7 +52,8 @@ supervise worker "$VENV/bin/celery" -A inventiv worker --loglevel=INFO --pool="$
 supervisors+=($!)
 supervise beat "$VENV/bin/celery" -A inventiv beat --loglevel=INFO --schedule var/celerybeat-schedule &
 supervisors+=($!)
-supervise web "$VENV/bin/uvicorn" inventiv.asgi:application --host "$HOST" --port "$PORT" &
+supervise web "$VENV/bin/uvicorn" inventiv.asgi:application --http inventiv.asgi:HttpProtocol --host "$HOST" \
+  --port "$PORT" &
 supervisors+=($!)
 echo "Inventiv is starting at http://$HOST:$PORT (Ctrl-C stops web, worker and beat)"
 wait

@@ -31,6 +31,7 @@ from monitoring.models import ActionLog
 from providers import mock_process
 from providers.models import MockServer
 from router.asgi import RouterApp
+from router.server import router_protocol
 from router.tests.factories import client_key, openai_client, router_config, wait_for
 from router.tests.servers import UvicornThread
 
@@ -126,7 +127,8 @@ def cloud(mock_cloud, settings, live_server, tmp_path, monkeypatch):
     settings.ROUTER_POOL_WAKE = "autoscaling.holds.report_held_requests"
     set_setting("heartbeat_interval_s", 1)
     monkeypatch.setenv("INVENTIV_SIM_TOKENS_PER_SECOND", str(TOKENS_PER_SECOND))
-    router = UvicornThread(RouterApp(router_config())).start()
+    app = RouterApp(router_config())
+    router = UvicornThread(app, http=router_protocol(app)).start()
     try:
         yield router
     finally:

@@ -16,9 +16,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.fixture
 def server():
-    from inventiv.asgi import application, close_database_connections
+    from inventiv.asgi import HttpProtocol, application, close_database_connections
 
-    running = UvicornThread(application).start()
+    running = UvicornThread(application, http=HttpProtocol).start()
     yield running
     running.stop()
     close_database_connections()

@@ -5,6 +5,7 @@ from django.db.backends.signals import connection_created
 
 from router.asgi import RouterApp
 from router.config import RouterConfig
+from router.server import router_protocol
 from router.tests.factories import TEST_CONFIG, Engine, new_engine_key, serving_instance
 from router.tests.servers import UvicornThread
 from worker_agent.simulator import SimConfig
@@ -48,11 +49,13 @@ def engines(seed):
 
 @pytest.fixture
 def start_router(seed):
-    """Start the router under uvicorn: `start_router(config=...)`; stopped (traces flushed) at teardown."""
+    """Start the router under uvicorn with the express lane, as production serves it: `start_router(config=...)`;
+    stopped (traces flushed) at teardown."""
     servers = []
 
     def start(config: RouterConfig = TEST_CONFIG) -> UvicornThread:
-        server = UvicornThread(RouterApp(config)).start()
+        app = RouterApp(config)
+        server = UvicornThread(app, http=router_protocol(app)).start()
         servers.append(server)
         return server
 

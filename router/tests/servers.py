@@ -1,5 +1,5 @@
-"""Real loopback servers for the router's tests: the router under uvicorn in a thread, and an engine
-that breaks its stream on purpose."""
+"""Real loopback servers for the router's tests: the router under uvicorn in a thread (with the express
+lane of router/server.py, as production serves it), and an engine that breaks its stream on purpose."""
 
 from __future__ import annotations
 
@@ -38,11 +38,12 @@ class UvicornThread:
     the server to exit as a signal would, and the lifespan shutdown runs.
     """
 
-    def __init__(self, app) -> None:
+    def __init__(self, app, *, http="auto", **config) -> None:
         self.app = app
         self._sock = bound_socket()
         self.port = self._sock.getsockname()[1]
-        self.server = uvicorn.Server(uvicorn.Config(app, lifespan="on", log_level="warning", access_log=False))
+        config = {"log_level": "warning", "access_log": False, **config}
+        self.server = uvicorn.Server(uvicorn.Config(app, http=http, lifespan="on", **config))
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]}, daemon=True)
 
     @property

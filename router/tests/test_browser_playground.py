@@ -17,9 +17,9 @@ MAX_TOKENS = 6
 @pytest.fixture
 def site():
     """inventiv.asgi:application under uvicorn: live_server would serve Django's WSGI app, without /v1."""
-    from inventiv.asgi import application, close_database_connections
+    from inventiv.asgi import HttpProtocol, application, close_database_connections
 
-    server = UvicornThread(application).start()
+    server = UvicornThread(application, http=HttpProtocol).start()
     yield server
     server.stop()
     close_database_connections()

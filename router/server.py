@@ -1,0 +1,257 @@
+"""The data plane's express lane: uvicorn's HTTP protocol (httptools), which hands a generation request
+(`POST /v1/chat/completions`, `/v1/completions`, `/v1/embeddings`) to the router as soon as its body is in,
+without the ASGI request cycle around it.
+
+Under bench/router.py, uvicorn's request cycle (the scope, an event per message, the middleware that reads
+proxy headers, header validation by regular expression, the head and the body written apart) cost about as
+much CPU as the router's own work. A generation request needs none of it: the router reads its key,
+session and body, and its answers carry headers it made itself or the engine's content type, which the
+client parser already checked. So such a request goes straight to `RouterApp.serve_call`, through an
+`Exchange` that speaks the ASGI `send`/`receive` messages the router writes (so every path behind it,
+holds, retries, streams, errors and traces, is the one the ASGI app runs) and writes the head and the
+first body chunk in one call.
+
+Everything else takes uvicorn's own path unchanged: other methods and paths (`/v1/models`, Django,
+heartbeats), a query string or an escaped path, `Expect: 100-continue`, an upgrade, a body without
+Content-Length (chunked) or larger than the router's limit (its 413 is answered before the rest is
+read), a request pipelined behind another, and servers run with a concurrency limit.
+
+Serve it with `uvicorn --http inventiv.asgi:HttpProtocol` (README, Running it); `router_protocol()` makes
+the class for any RouterApp (the tests').
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.utils import get_client_addr
+
+from router.asgi import RouterApp
+from router.calls import ROUTES
+
+log = logging.getLogger("uvicorn.error")
+
+EXPRESS_PATHS = {path.encode(): path for path in ROUTES}
+POST = b"POST"
+CONTENT_LENGTH = b"content-length"
+TRANSFER_ENCODING = b"transfer-encoding"
+CHUNKED_END = b"0\r\n\r\n"
+CLOSE_LINE = b"connection: close\r\n"
+CHUNKED_LINE = b"transfer-encoding: chunked\r\n"
+DISCONNECT = {"type": "http.disconnect"}
+INTERNAL_ERROR = (b"HTTP/1.1 500 Internal Server Error\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                  b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error")
+
+
+def _content_length(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The declared body size, or None when the body is chunked or its size unclear."""
+    length = None
+    for name, value in headers:
+        if name == CONTENT_LENGTH:
+            if length is not None or not value.isdigit():
+                return None
+            length = int(value)
+        elif name == TRANSFER_ENCODING:
+            return None
+    return length
+
+
+class Exchange:
+    """One express request: its body as it arrives, and the ASGI `send`/`receive` the router answers
+    through. It stands where uvicorn's protocol keeps its request cycle, so the protocol's own handling
+    of a lost connection, a shutdown and a pipelined request applies to it as to any cycle."""
+
+    __slots__ = ("protocol", "path", "headers", "chunks", "keep_alive", "disconnected", "response_started",
+                 "response_complete", "client", "_status", "_head_headers", "_chunked", "_gone")
+
+    def __init__(self, protocol: RouterProtocol, path: str, headers: list, keep_alive: bool) -> None:
+        self.protocol = protocol
+        self.path = path
+        self.headers = headers
+        self.chunks: list[bytes] = []
+        self.keep_alive = keep_alive
+        self.disconnected = False
+        self.response_started = False
+        self.response_complete = False
+        self.client = ""  # as the access log names it
+        self._status = 0
+        self._head_headers = ()
+        self._chunked = False
+        self._gone: list[asyncio.Future] = []
+
+    # What the protocol calls
+    @property
+    def message_event(self) -> Exchange:
+        """uvicorn's protocol calls `cycle.message_event.set()` when the connection is lost. (A property, not
+        an attribute: an exchange that held itself would wait for the garbage collector to be freed.)"""
+        return self
+
+    def set(self) -> None:
+        """The connection was lost, or the answer is complete: every waiting `receive()` returns."""
+        waiters, self._gone = self._gone, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def run(self) -> None:
+        body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
+        self.chunks = []
+        if self.protocol.access_log:
+            self.client = await _client_as_logged(self.protocol, self.headers)
+        try:
+            await self.protocol.router.serve_call(self.path, self.headers, body, self.send, self.receive)
+        except BaseException as exc:  # noqa: BLE001 - what uvicorn does when an ASGI app raises
+            log.error("Exception in ASGI application\n", exc_info=exc)
+            if not self.disconnected:
+                if not self.response_started or self._status:  # nothing written yet: a 500
+                    self.protocol.transport.write(INTERNAL_ERROR)
+                self.protocol.transport.close()
+        else:
+            if not self.response_complete and not self.disconnected:
+                log.error("ASGI callable returned without completing response.")
+                self.protocol.transport.close()
+
+    # ASGI
+    async def receive(self) -> dict:
+        """The body was read whole before the router started: what comes next is the client leaving (or
+        the answer being complete), as uvicorn's `receive` says it."""
+        if not self.disconnected and not self.response_complete:
+            # One future per call: a caller that cancels its wait cancels only its own.
+            waiter = self.protocol.loop.create_future()
+            self._gone.append(waiter)
+            await waiter
+        return DISCONNECT
+
+    async def send(self, message: dict) -> None:
+        protocol = self.protocol
+        if protocol.flow.write_paused and not self.disconnected:
+            await protocol.flow.drain()
+        if self.disconnected:
+            return
+        if not self.response_started:
+            if message["type"] != "http.response.start":
+                raise RuntimeError(f"Expected ASGI message 'http.response.start', but got '{message['type']}'.")
+            # The head waits for the first body chunk, to leave in one write with it (ASGI lets a server
+            # hold the head until then).
+            self.response_started = True
+            self._status = message["status"]
+            self._head_headers = message.get("headers", ())
+            return
+        if self.response_complete:
+            raise RuntimeError(f"Unexpected ASGI message '{message['type']}' sent, after response already completed.")
+        if message["type"] != "http.response.body":
+            raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message['type']}'.")
+        body = message.get("body", b"")
+        more = message.get("more_body", False)
+        out = self._head() if self._status else b""
+        if self._chunked:
+            if body:
+                out += b"%x\r\n%b\r\n" % (len(body), body)
+            if not more:
+                out += CHUNKED_END
+        else:
+            out += body
+        if out:
+            protocol.transport.write(out)
+        if not more:
+            self.response_complete = True
+            self.set()
+            if not self.keep_alive:
+                protocol.transport.close()
+            protocol.on_response_complete()
+
+    def _head(self) -> bytes:
+        """The status line and headers: the server's own (date, server) first, as uvicorn writes them."""
+        status, self._status = self._status, 0
+        protocol = self.protocol
+        if protocol.access_log:
+            protocol.access_logger.info('%s - "%s %s HTTP/%s" %d', self.client, "POST", self.path,
+                                        protocol.parser.get_http_version(), status)
+        lines = [STATUS_LINE[status]]
+        sized = False
+        for name, value in (*protocol.server_state.default_headers, *self._head_headers):
+            if name == CONTENT_LENGTH:
+                sized = True
+            elif name == b"connection" and b"close" in value.lower():
+                self.keep_alive = False
+                continue
+            lines.append(b"%b: %b\r\n" % (name, value))
+        if not self.keep_alive:
+            lines.append(CLOSE_LINE)
+        if not sized:
+            self._chunked = True
+            lines.append(CHUNKED_LINE)
+        lines.append(b"\r\n")
+        return b"".join(lines)
+
+
+async def _client_as_logged(protocol: RouterProtocol, headers: list) -> str:
+    """The client as uvicorn's access log names it: the peer, or who it forwards for when uvicorn trusts
+    it to say (its proxy-headers middleware, run on a scope of the request's headers)."""
+    scope = {"type": "http", "client": protocol.client, "scheme": protocol.scheme, "headers": headers}
+    config = protocol.config
+    if config.proxy_headers:
+        middleware = _PROXY_HEADERS.get(id(config))
+        if middleware is None:
+            middleware = _PROXY_HEADERS[id(config)] = ProxyHeadersMiddleware(_nothing, config.forwarded_allow_ips)
+        await middleware(scope, _nothing, _nothing)
+    return get_client_addr(scope)
+
+
+async def _nothing(*args) -> None:
+    return None
+
+
+_PROXY_HEADERS: dict[int, ProxyHeadersMiddleware] = {}
+
+
+class RouterProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with the express lane; `router` is the RouterApp it hands requests to."""
+
+    router: RouterApp
+
+    def on_headers_complete(self) -> None:
+        express = self._express_path()
+        if express is None:
+            super().on_headers_complete()
+            return
+        parser = self.parser
+        keep_alive = parser.get_http_version() != "1.0" and parser.should_keep_alive()
+        self.cycle = Exchange(self, express, self.headers, keep_alive)  # type: ignore[assignment]
+
+    def _express_path(self) -> str | None:
+        path = EXPRESS_PATHS.get(self.url)
+        if path is None or self.expect_100_continue or self.limit_concurrency is not None:
+            return None
+        if self.cycle is not None and not self.cycle.response_complete:
+            return None  # pipelined behind a request still being answered: uvicorn queues it
+        if self.parser.get_method() != POST or self.parser.should_upgrade():
+            return None
+        length = _content_length(self.headers)
+        if length is None or length > self.router.config.max_body_bytes:
+            return None
+        return path
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.cycle
+        if type(cycle) is Exchange:
+            cycle.chunks.append(body)  # at most max_body_bytes: Content-Length said so
+        else:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        cycle = self.cycle
+        if type(cycle) is not Exchange:
+            super().on_message_complete()
+            return
+        task = self.loop.create_task(cycle.run())
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+
+def router_protocol(router: RouterApp) -> type[RouterProtocol]:
+    """The protocol class that hands express requests to `router` (pass it as uvicorn's `http`)."""
+    return type("RouterHttpProtocol", (RouterProtocol,), {"router": router})
