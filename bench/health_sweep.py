@@ -74,7 +74,7 @@ def populate(count: int, *, status: str, boots_in_s: float) -> None:
     from providers.models import MockServer
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE instances_instance, providers_mockserver, monitoring_actionlog")
+        cursor.execute("TRUNCATE instances_instance, providers_mockserver, monitoring_actionlog CASCADE")
     now = timezone.now()
     provider, zone = Provider.objects.get(code="mock"), Zone.objects.get(code="mock-eu-1")
     offer, model = InstanceType.objects.get(code="MOCK-GPU-S"), LlmModel.objects.get(code="mock-echo")

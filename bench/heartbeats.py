@@ -60,7 +60,7 @@ def populate(count: int) -> list[tuple[str, str]]:
 
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE instances_instance, monitoring_workerstate, monitoring_heartbeatsample, "
-                       "monitoring_actionlog")
+                       "monitoring_actionlog CASCADE")
     now = timezone.now()
     placement = {"provider": Provider.objects.get(code="mock"), "zone": Zone.objects.get(code="mock-eu-1"),
                  "instance_type": InstanceType.objects.get(code="MOCK-GPU-S"),

@@ -55,7 +55,9 @@ def setup_django(url: str) -> None:
     from catalog.models import RuntimeSetting
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE instances_instance, providers_mockserver, providers_mockfault, monitoring_actionlog")
+        # CASCADE: and whatever refers to them (join tokens, heartbeat samples...).
+        cursor.execute("TRUNCATE instances_instance, providers_mockserver, providers_mockfault, monitoring_actionlog "
+                       "CASCADE")
     RuntimeSetting.objects.filter(key__in=["mock_boot_delay_s", "mock_deletion_delay_s"]).update(value="0")
 
 
