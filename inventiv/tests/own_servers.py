@@ -147,6 +147,17 @@ class OwnRedis:
         )
         wait_until(lambda: port_open(self.port), timeout=START_TIMEOUT_S, what="redis-server")
 
+    @classmethod
+    @contextlib.contextmanager
+    def running(cls, root: Path) -> Iterator[OwnRedis]:
+        """A started redis-server, killed on the way out whatever happened."""
+        server = cls(root)
+        server.start()
+        try:
+            yield server
+        finally:
+            server.stop(kill=True)
+
     def stop(self, *, kill: bool = False) -> None:
         if self.process is None or self.process.poll() is not None:
             return

@@ -51,10 +51,8 @@ def postgresql():
 
 @pytest.fixture
 def redis_server(tmp_path):
-    server = OwnRedis(tmp_path)
-    server.start()
-    yield server
-    server.stop(kill=True)
+    with OwnRedis.running(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import requests
 from django.conf import settings
 from django.db import connection
 
+from inventiv.tests.own_servers import OwnRedis, needs_redis_server
 from router.models import ApiKey
 from router.services import revoke_api_key
 from router.tests.factories import MODEL, client_key, wait_for
@@ -33,42 +33,13 @@ from router.tests.servers import bound_socket
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server (Debian: redis-server)"),
+    needs_redis_server(),
 ]
 
 START_TIMEOUT_S = 30.0
 HELLO = {"model": MODEL, "messages": [{"role": "user", "content": "hello replicas"}], "max_tokens": 2}
 REQUESTS_PER_MINUTE = 30
 OUTAGE_WARNING = "Redis does not answer"
-
-
-class RedisServer:
-    def __init__(self, directory: Path) -> None:
-        with bound_socket() as sock:
-            self.port = sock.getsockname()[1]
-        self.process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(directory)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
-        wait_for(self._answers, timeout=START_TIMEOUT_S, what="redis-server to answer")
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def _answers(self) -> bool:
-        import redis
-
-        try:
-            return redis.Redis(port=self.port, socket_timeout=1).ping()
-        except redis.ConnectionError:
-            return False
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(10)
 
 
 class RouterProcess:
@@ -123,18 +94,17 @@ def _database_url() -> str:
 
 @pytest.fixture
 def redis_server(tmp_path):
-    server = RedisServer(tmp_path)
-    yield server
-    server.stop()
+    with OwnRedis.running(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture
 def replicas(redis_server, settings, tmp_path):
     """Two router processes sharing `redis_server`; this process announces changes to the same Redis."""
     prefix = f"inventiv-test:{uuid.uuid4().hex[:12]}:"
-    settings.ROUTER_REDIS_URL, settings.ROUTER_REDIS_PREFIX = redis_server.url, prefix
+    settings.ROUTER_REDIS_URL, settings.ROUTER_REDIS_PREFIX = redis_server.url(), prefix
     env = {**os.environ, "DATABASE_URL": _database_url(), "INVENTIV_VAR_DIR": str(settings.VAR_DIR),
-           "ROUTER_REDIS_URL": redis_server.url, "ROUTER_REDIS_PREFIX": prefix, "DEBUG": "0",
+           "ROUTER_REDIS_URL": redis_server.url(), "ROUTER_REDIS_PREFIX": prefix, "DEBUG": "0",
            "LOG_LEVEL": "WARNING", "REDIS_URL": "", "CELERY_BROKER_URL": "memory://"}
     routers = [RouterProcess(env, tmp_path / f"router-{index}.log") for index in range(2)]
     try:
