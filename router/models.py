@@ -56,7 +56,12 @@ class RequestTrace(models.Model):
         HOLD_QUEUE_FULL = "hold_queue_full", "Hold queue full"
 
     id = models.BigAutoField(primary_key=True)
-    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="traces")
+    # No index of its own (`trace_key_time` starts with it) and no database constraint: each would cost
+    # every one of thousands of inserts a second (an index entry; a referential check per row at commit,
+    # bench/router.py). The usage writer names only keys that exist (router/usage.py), and deleting a
+    # key nulls its traces (SET_NULL, done by Django).
+    api_key = models.ForeignKey(ApiKey, null=True, blank=True, on_delete=models.SET_NULL, related_name="traces",
+                                db_index=False, db_constraint=False)
     endpoint = models.CharField(max_length=40)
     model = models.CharField(max_length=200)
     # A plain UUID, not a foreign key: traces outlive the instances they describe.

@@ -11,7 +11,7 @@ from django.db.models.signals import post_delete, post_save
 from instances.lifecycle import status_changed
 from instances.status import Status
 from router import changes
-from router.models import ApiKey
+from router.models import ApiKey, RequestTrace
 
 
 def connect() -> None:
@@ -41,6 +41,10 @@ def api_key_saved(sender, *, instance: ApiKey, created: bool, **kwargs) -> None:
 
 
 def api_key_deleted(sender, *, instance: ApiKey, **kwargs) -> None:
+    # Traces name their key without a database constraint (router/models.py). Django nulled the key's
+    # traces before deleting it; a usage flush that committed in between wrote more: null them too, now
+    # that the key's row is gone (a later flush finds no row to update and writes no key: router/usage.py).
+    RequestTrace.objects.filter(api_key_id=instance.pk).update(api_key=None)
     changes.announce_on_commit(changes.KEY_REVOKED, key_hash=instance.key_hash)
 
 

@@ -86,7 +86,12 @@ _CREATED_AT, _INSTANCE_ID = TRACE_COLUMNS.index("created_at"), TRACE_COLUMNS.ind
 
 
 def write_traces(records: list[TraceRecord]) -> None:
-    """One transaction: the trace rows, and each key's last use (synchronous: run it off the loop)."""
+    """One transaction: each key's last use, then the trace rows (synchronous: run it off the loop).
+
+    The traces' key column has no database constraint (router/models.py): a key deleted since its
+    requests were answered is found here, by its update touching no row (the update waits for a deletion
+    in progress), and its traces are written without a key, as deleting it leaves the traces written
+    before (router/signals.py nulls those, after the key's row is gone)."""
     last_used: dict[int, datetime] = {}
     for record in records:
         if record.api_key_id is not None:
@@ -94,9 +99,13 @@ def write_traces(records: list[TraceRecord]) -> None:
             if seen is None or record.created_at > seen:
                 last_used[record.api_key_id] = record.created_at
     with transaction.atomic():
+        gone = {key_id for key_id, used_at in last_used.items()
+                if not ApiKey.objects.filter(pk=key_id).update(last_used_at=used_at)}
+        if gone:
+            for record in records:
+                if record.api_key_id in gone:
+                    record.api_key_id = None
         _insert_traces(records)
-        for key_id, used_at in last_used.items():
-            ApiKey.objects.filter(pk=key_id).update(last_used_at=used_at)
 
 
 def write_traces_dropping_refused(records: list[TraceRecord]) -> list[tuple[TraceRecord, str]]:

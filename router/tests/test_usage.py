@@ -185,3 +185,25 @@ def test_after_a_poison_request_the_next_valid_requests_are_traced_within_5_s(en
     wait_for(lambda: RequestTrace.objects.filter(model=MODEL, status_code=200).count() == 3, timeout=5,
              what="the valid requests' traces")
     assert RequestTrace.objects.get(status_code=404).model == "m" * 200
+
+
+def test_traces_of_a_key_deleted_before_the_flush_are_written_without_a_key(seed):
+    kept, _ = create_api_key(name="kept")
+    gone, _ = create_api_key(name="gone")
+    batch = [record(key=kept.pk), record(key=gone.pk)]
+    gone.delete()
+
+    write_traces(batch)
+
+    assert sorted(RequestTrace.objects.values_list("api_key_id", flat=True), key=str) == sorted([kept.pk, None], key=str)
+    kept.refresh_from_db()
+    assert kept.last_used_at is not None
+
+
+def test_deleting_a_key_leaves_no_trace_naming_it(seed):
+    key, _ = create_api_key(name="short-lived")
+    write_traces([record(key=key.pk)])
+
+    key.delete()
+
+    assert list(RequestTrace.objects.values_list("api_key_id", flat=True)) == [None]
