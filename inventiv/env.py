@@ -41,6 +41,18 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def env_redis_url(name: str) -> str:
+    """A Redis URL, or "" when unset. Checked here: redis-py would refuse a bad one only when first used,
+    on every request of the router and every task the broker carries."""
+    raw = os.environ.get(name, "").strip()
+    if raw and not raw.startswith(REDIS_SCHEMES):
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a Redis URL (redis://host:port/db, rediss://... or unix://...)")
+    return raw
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     raw = os.environ.get(name, default)
     return [item.strip() for item in raw.split(",") if item.strip()]

@@ -10,7 +10,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from inventiv.env import env_bool, env_int, env_list, env_secret, env_str
+from inventiv.env import env_bool, env_int, env_list, env_redis_url, env_secret, env_str
 from inventiv.keys import PLACEHOLDER_PREFIX, read_encryption_keys, read_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -220,7 +220,7 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Celery ---------------------------------------------------------------------------------
-REDIS_URL = env_str("REDIS_URL")
+REDIS_URL = env_redis_url("REDIS_URL")
 BROKER_CONNECT_TIMEOUT_S = 5
 # "localhost" only keeps kombu from warning "No hostname was supplied" each time it copies the connection.
 CELERY_BROKER_URL = env_str("CELERY_BROKER_URL") or REDIS_URL or "filesystem://localhost//"
@@ -304,7 +304,7 @@ ROUTER_POOL_WAKE = "autoscaling.holds.report_held_requests"
 # Scale-out: with a Redis, every router process shares per-key limits and held-request counts and hears
 # of changes (keys, ready instances, pools) at once; its keys live under ROUTER_REDIS_PREFIX, since the same
 # Redis is usually the Celery broker. Empty: each process counts alone and polls (README, The data plane).
-ROUTER_REDIS_URL = env_str("ROUTER_REDIS_URL") or REDIS_URL
+ROUTER_REDIS_URL = env_redis_url("ROUTER_REDIS_URL") or REDIS_URL
 ROUTER_REDIS_PREFIX = env_str("ROUTER_REDIS_PREFIX", "inventiv:router:")
 # Models whose saves and deletes change the router's pool directory (settings.ROUTER_POOL_DIRECTORY): a
 # change to one is pushed to every router at once. Labels, not imports: autoscaling sits above the router.

@@ -1,7 +1,7 @@
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from inventiv.env import env_bool, env_int, env_list
+from inventiv.env import env_bool, env_int, env_list, env_redis_url
 
 
 def test_it_reads_booleans_in_the_usual_spellings(monkeypatch):
@@ -21,6 +21,14 @@ def test_it_fails_loudly_on_a_bad_integer(monkeypatch):
     monkeypatch.setenv("COUNT", "ten")
     with pytest.raises(ImproperlyConfigured, match="not an integer"):
         env_int("COUNT", 1)
+
+
+def test_it_fails_loudly_on_a_redis_url_without_a_scheme(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "127.0.0.1:6379")
+    with pytest.raises(ImproperlyConfigured, match="REDIS_URL='127.0.0.1:6379' is not a Redis URL"):
+        env_redis_url("REDIS_URL")
+    monkeypatch.setenv("REDIS_URL", " redis://127.0.0.1:6379/0 ")
+    assert env_redis_url("REDIS_URL") == "redis://127.0.0.1:6379/0"
 
 
 def test_it_splits_lists_on_commas(monkeypatch):
