@@ -20,17 +20,18 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 
 from router import errors
 from router.balancer import CACHE_AWARE
-from router.calls import ROUTES, parse_call
+from router.calls import ROUTES, Call, parse_call
 from router.config import RouterConfig, config_from_settings
 from router.hold import ClientLeft, HeldStream, hold
 from router.keys import BEARER, KeyEntry
 from router.models import RequestTrace
-from router.proxy import forward
+from router.proxy import Picked, forward
 from router.runtime import RouterRuntime
 from router.usage import TraceRecord
 
@@ -79,6 +80,10 @@ class RouterApp:
             runtime.start()
         return runtime
 
+    def runtime_of(self, loop: asyncio.AbstractEventLoop) -> RouterRuntime | None:
+        """The runtime of `loop`, if it has one yet (router/direct.py: a callback knows its loop)."""
+        return self._runtimes.get(loop)
+
     def runtimes(self) -> list[RouterRuntime]:
         """The runtimes running now, one per event loop that served this app (for tests and inspection)."""
         return list(self._runtimes.values())
@@ -113,7 +118,7 @@ class RouterApp:
         try:
             if not runtime.loaded and not await runtime.wait_loaded():
                 raise errors.router_not_ready()
-            key, session_id = _read_headers(runtime, scope["headers"])
+            key, session_id = read_headers(runtime, scope["headers"])
             path, method = scope["path"], scope["method"]
             if path == MODELS_PATH or path.startswith(MODELS_PATH + "/"):
                 if method != "GET":
@@ -140,39 +145,40 @@ class RouterApp:
         try:
             if not runtime.loaded and not await runtime.wait_loaded():
                 raise errors.router_not_ready()
-            key, session_id = _read_headers(runtime, headers)
+            key, session_id = read_headers(runtime, headers)
         except errors.ApiError as error:
             await _send_error(send, error)
             return
         await self._generate(runtime, path, body, key, session_id, send, receive, started)
 
+    async def continue_call(self, runtime: RouterRuntime, call: Call, trace: TraceRecord, key: KeyEntry, send,
+                            receive, started: float, *, first: Picked | None = None, tried: Sequence[str] = ()) -> None:
+        """A call the direct lane (router/direct.py) admitted and began, taken on from the instance it picked
+        (`first`) or after the one that failed it (`tried`)."""
+        await self._generate(runtime, call.path, call.body, key, call.session_id, send, receive, started,
+                             admitted=(call, trace), first=first, tried=tried)
+
     async def _generate(self, runtime: RouterRuntime, path: str, body: bytes, key: KeyEntry,
-                        session_id: str | None, send, receive, started: float) -> None:
-        trace = TraceRecord(api_key_id=key.id, endpoint=ENDPOINTS.get(path) or path.removeprefix("/v1/"), model="",
-                            status_code=0, outcome=Outcome.OK, created_at=datetime.now(UTC), latency_ms=0.0)
+                        session_id: str | None, send, receive, started: float, *,
+                        admitted: tuple[Call, TraceRecord] | None = None, first: Picked | None = None,
+                        tried: Sequence[str] = ()) -> None:
+        call, trace = admitted or (None, new_trace(key, path))
         held: HeldStream | None = None
         try:
-            call = parse_call(path, body, session_id, with_prefix=runtime.balancer.policy == CACHE_AWARE)
-            trace.model, trace.stream = call.model, call.stream
-            if call.model not in runtime.table.known_models:
-                raise errors.model_not_found(call.model)
-            _check_task(path, call.model, runtime.table.embedding_models)
-            if not key.may_use(call.model):
-                raise errors.model_not_allowed(call.model)
-            if key.over_budget:
-                raise errors.budget_exceeded()
-            refused = await runtime.limits.admit(key) if key.is_limited else None
-            if refused is not None:
-                limit, wait = refused
-                raise errors.rate_limited(f"This API key reached its {limit} limit; retry in {wait:.0f} s.",
-                                          retry_after_s=wait)
+            if call is None:
+                call = admit(runtime, path, body, key, session_id, trace)
+                refused = await runtime.limits.admit(key) if key.is_limited else None
+                if refused is not None:
+                    limit, wait = refused
+                    raise errors.rate_limited(f"This API key reached its {limit} limit; retry in {wait:.0f} s.",
+                                              retry_after_s=wait)
             candidates = runtime.table.routable.get(call.model)
             if candidates is None:
                 if call.stream:
                     # Once held, the stream's 200 is out: what follows, errors included, goes through it.
                     send = held = HeldStream(send)
                 candidates = await hold(runtime, call, trace, held, receive)
-            await forward(runtime, candidates, call, trace, send, receive, started)
+            await forward(runtime, candidates, call, trace, send, receive, started, first=first, tried=tried)
         except errors.ApiError as error:
             trace.status_code = 200 if held is not None and held.opened else error.status
             trace.outcome = _outcome_of(error)
@@ -190,8 +196,7 @@ class RouterApp:
             # Nothing sent yet, or a held stream still open: the client still gets a proper answer.
             if trace.status_code == 0 or (held is not None and held.opened and not held.closed):
                 trace.status_code = trace.status_code or 500
-                await _send_error(send, errors.ApiError(500, "The router failed on this request.",
-                                                        type="server_error", code="router_error"))
+                await _send_error(send, errors.router_failed())
         finally:
             if trace.status_code == 0:
                 # Cancelled before any answer (the server stopping, the client gone): nginx's 499 says so.
@@ -202,11 +207,37 @@ class RouterApp:
                 await runtime.limits.add_tokens(key, trace.prompt_tokens + (trace.completion_tokens or 0))
 
 
+def new_trace(key: KeyEntry, path: str) -> TraceRecord:
+    return TraceRecord(api_key_id=key.id, endpoint=ENDPOINTS.get(path) or path.removeprefix("/v1/"), model="",
+                       status_code=0, outcome=Outcome.OK, created_at=datetime.now(UTC), latency_ms=0.0)
+
+
+def admit(runtime: RouterRuntime, path: str, body: bytes, key: KeyEntry, session_id: str | None,
+          trace: TraceRecord) -> Call:
+    """The call, once the checks that need no waiting passed (its key's limits are next): raises ApiError."""
+    call = parse_call(path, body, session_id, with_prefix=runtime.balancer.policy == CACHE_AWARE)
+    trace.model, trace.stream = call.model, call.stream
+    if call.model not in runtime.table.known_models:
+        raise errors.model_not_found(call.model)
+    _check_task(path, call.model, runtime.table.embedding_models)
+    if not key.may_use(call.model):
+        raise errors.model_not_allowed(call.model)
+    if key.over_budget:
+        raise errors.budget_exceeded()
+    return call
+
+
+def error_answer(error: errors.ApiError) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """An error's status, headers and body, as the client gets it."""
+    body = json.dumps(error.payload()).encode()
+    return error.status, [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *error.headers()], body
+
+
 def _outcome_of(error: errors.ApiError) -> str:
     return OUTCOMES_BY_CODE.get(error.code) or OUTCOMES_BY_STATUS.get(error.status, Outcome.CLIENT_ERROR)
 
 
-def _read_headers(runtime: RouterRuntime, headers) -> tuple[KeyEntry, str | None]:
+def read_headers(runtime: RouterRuntime, headers) -> tuple[KeyEntry, str | None]:
     """The caller's key (or 401) and the optional X-Session-Id."""
     authorization = session_id = None
     for name, value in headers:
@@ -257,12 +288,14 @@ def _models_answer(runtime: RouterRuntime, key: KeyEntry, path: str) -> dict:
     raise errors.model_not_found(wanted)
 
 
-async def _send_json(send, status: int, payload: dict, headers=()) -> None:
+async def _send_json(send, status: int, payload: dict) -> None:
     body = json.dumps(payload).encode()
     await send({"type": "http.response.start", "status": status,
-                "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode()), *headers]})
+                "headers": [*JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
 
 
 async def _send_error(send, error: errors.ApiError) -> None:
-    await _send_json(send, error.status, error.payload(), error.headers())
+    status, headers, body = error_answer(error)
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -117,3 +117,8 @@ def router_not_ready() -> ApiError:
 
 def upstream_failed(message: str) -> ApiError:
     return ApiError(502, message, type=UPSTREAM, code="upstream_error")
+
+
+def router_failed() -> ApiError:
+    """A fault of the router's own (logged where it happened)."""
+    return ApiError(500, "The router failed on this request.", type="server_error", code="router_error")

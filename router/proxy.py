@@ -18,6 +18,8 @@ from router.models import RequestTrace
 from router.runtime import RouterRuntime
 from router.streams import DONE_EVENT, SseRelay, usage_from_json
 from router.table import Candidate
+
+Picked = tuple[Candidate, str]  # an instance and why (router/balancer.py)
 from router.usage import TraceRecord
 
 Outcome = RequestTrace.Outcome
@@ -34,13 +36,17 @@ MAX_ERROR_EXCERPT = 200
 
 
 async def forward(runtime: RouterRuntime, candidates: Sequence[Candidate], call: Call, trace: TraceRecord,
-                  send, receive, started: float) -> None:
+                  send, receive, started: float, *, first: Picked | None = None, tried: Sequence[str] = ()) -> None:
     """Answer `call` from one of `candidates` (the model's routable instances), filling `trace`. Raises
-    ApiError when no answer could be relayed."""
+    ApiError when no answer could be relayed. The direct lane (router/direct.py) hands over a call it began:
+    `first`, the instance it picked but could not send to at once; `tried`, the instance that failed it."""
     balancer = runtime.balancer
-    tried: list[str] = []
-    for attempt in range(runtime.config.max_attempts):
-        picked = balancer.pick(candidates, session_id=call.session_id, prefix=call.prefix, exclude=tried)
+    tried = list(tried)
+    for attempt in range(len(tried), runtime.config.max_attempts):
+        if first is not None:
+            picked, first = first, None
+        else:
+            picked = balancer.pick(candidates, session_id=call.session_id, prefix=call.prefix, exclude=tried)
         if picked is None:
             break
         candidate, reason = picked
@@ -68,42 +74,56 @@ async def _attempt(runtime: RouterRuntime, candidate: Candidate, reason: str, ca
     try:
         response = await runtime.upstream.post(candidate.endpoint, call.path_bytes, call.body)
     except UPSTREAM_ERRORS as exc:
-        return _failed(runtime, instance_id, trace, f"connecting failed: {_describe(exc)}")
+        return failed(runtime, instance_id, trace, f"connecting failed: {describe(exc)}")
     try:
         status = response.status
-        if status >= 500 or status in RETRYABLE_CLIENT_STATUSES:
+        if instance_failed(status):
             try:
-                excerpt = (await response.read())[:MAX_ERROR_EXCERPT].decode(errors="replace")
+                excerpt = await response.read()
             except UPSTREAM_ERRORS:
-                excerpt = ""
-            return _failed(runtime, instance_id, trace, f"the instance answered {status} {excerpt}".rstrip())
+                excerpt = b""
+            return failed_answer(runtime, instance_id, trace, status, excerpt)
         content_type = response.content_type or JSON_CONTENT_TYPE
         if call.stream and status == 200 and content_type.startswith(SSE_CONTENT_TYPE):
             return await _relay_stream(runtime, response, candidate, reason, call, trace, send, receive, started)
         try:
             body = await response.read()
         except UPSTREAM_ERRORS as exc:
-            return _failed(runtime, instance_id, trace, f"reading the answer failed: {_describe(exc)}")
-        runtime.breakers.record_success(instance_id)
-        trace.status_code = status
-        if status < 400:
-            trace.outcome = Outcome.OK
-            usage = usage_from_json(body)
-            if usage is not None:
-                trace.prompt_tokens, trace.completion_tokens = usage
-        else:
-            # The engine refused the request itself (a bad parameter): the client's to fix.
-            trace.outcome = Outcome.CLIENT_ERROR
-            trace.error_message = body[:MAX_ERROR_EXCERPT].decode(errors="replace")
-        trace.latency_ms = (time.perf_counter() - started) * 1000
-        await send({"type": "http.response.start", "status": status, "headers": [
-            (b"content-type", content_type), (b"content-length", b"%d" % len(body)),
-            *_route_headers(candidate, reason),
-        ]})
+            return failed(runtime, instance_id, trace, f"reading the answer failed: {describe(exc)}")
+        headers = answered(runtime, candidate, reason, trace, status, content_type, body, started)
+        await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return True
     finally:
         response.release()
+
+
+def instance_failed(status: int) -> bool:
+    """An answer that counts against the instance (and is retried on another): a 5xx, or its engine key refused."""
+    return status >= 500 or status in RETRYABLE_CLIENT_STATUSES
+
+
+def failed_answer(runtime: RouterRuntime, instance_id: str, trace: TraceRecord, status: int, body: bytes) -> bool:
+    excerpt = body[:MAX_ERROR_EXCERPT].decode(errors="replace")
+    return failed(runtime, instance_id, trace, f"the instance answered {status} {excerpt}".rstrip())
+
+
+def answered(runtime: RouterRuntime, candidate: Candidate, reason: str, trace: TraceRecord, status: int,
+             content_type: bytes, body: bytes, started: float) -> list[tuple[bytes, bytes]]:
+    """A whole (non-streamed) answer to relay: the instance's success and the trace noted; its headers."""
+    runtime.breakers.record_success(candidate.instance_id)
+    trace.status_code = status
+    if status < 400:
+        trace.outcome = Outcome.OK
+        usage = usage_from_json(body)
+        if usage is not None:
+            trace.prompt_tokens, trace.completion_tokens = usage
+    else:
+        # The engine refused the request itself (a bad parameter): the client's to fix.
+        trace.outcome = Outcome.CLIENT_ERROR
+        trace.error_message = body[:MAX_ERROR_EXCERPT].decode(errors="replace")
+    trace.latency_ms = (time.perf_counter() - started) * 1000
+    return [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), *_route_headers(candidate, reason)]
 
 
 async def _relay_stream(runtime: RouterRuntime, response: upstream.Response, candidate: Candidate,
@@ -117,11 +137,11 @@ async def _relay_stream(runtime: RouterRuntime, response: upstream.Response, can
             chunk = await response.readany()
             if not chunk:
                 response.close()
-                return _failed(runtime, instance_id, trace, "the stream ended before its first event")
+                return failed(runtime, instance_id, trace, "the stream ended before its first event")
             first = relay.feed(chunk)
     except UPSTREAM_ERRORS as exc:
         response.close()
-        return _failed(runtime, instance_id, trace, f"the stream failed before its first event: {_describe(exc)}")
+        return failed(runtime, instance_id, trace, f"the stream failed before its first event: {describe(exc)}")
     runtime.breakers.record_success(instance_id)
     trace.status_code = 200
     trace.outcome = Outcome.OK
@@ -141,7 +161,7 @@ async def _relay_stream(runtime: RouterRuntime, response: upstream.Response, can
             try:
                 chunk = await response.readany()
             except UPSTREAM_ERRORS as exc:
-                broken = f"the instance's stream broke: {_describe(exc)}"
+                broken = f"the instance's stream broke: {describe(exc)}"
                 break
             if not chunk:
                 if not relay.done:
@@ -166,7 +186,7 @@ async def _relay_stream(runtime: RouterRuntime, response: upstream.Response, can
     return True
 
 
-def _failed(runtime: RouterRuntime, instance_id: str, trace: TraceRecord, message: str) -> bool:
+def failed(runtime: RouterRuntime, instance_id: str, trace: TraceRecord, message: str) -> bool:
     runtime.breakers.record_failure(instance_id)
     trace.error_message = f"instance {instance_id}: {message}"
     return False
@@ -179,5 +199,5 @@ def _route_headers(candidate: Candidate, reason: str) -> tuple[tuple[bytes, byte
     return candidate.instance_header, header
 
 
-def _describe(exc: BaseException) -> str:
+def describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__

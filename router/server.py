@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 from uvicorn.protocols.utils import get_client_addr
 
+from router import direct
 from router.asgi import RouterApp
 from router.calls import ROUTES
 
@@ -96,13 +98,26 @@ class Exchange:
             if not waiter.done():
                 waiter.set_result(None)
 
-    async def run(self) -> None:
+    def take_body(self) -> bytes:
         body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
         self.chunks = []
+        return body
+
+    async def run(self) -> None:
+        body = self.take_body()
         if self.protocol.access_log:
             self.client = await _client_as_logged(self.protocol, self.headers)
+        await self.guard(self.protocol.router.serve_call(self.path, self.headers, body, self.send, self.receive))
+
+    def spawn(self, answering: Coroutine) -> None:
+        """Answer on a task of the protocol's (which a shutdown waits for), as `run` does (router/direct.py)."""
+        task = self.protocol.loop.create_task(self.guard(answering))
+        task.add_done_callback(self.protocol.tasks.discard)
+        self.protocol.tasks.add(task)
+
+    async def guard(self, answering: Coroutine) -> None:
         try:
-            await self.protocol.router.serve_call(self.path, self.headers, body, self.send, self.receive)
+            await answering
         except BaseException as exc:  # noqa: BLE001 - what uvicorn does when an ASGI app raises
             log.error("Exception in ASGI application\n", exc_info=exc)
             if not self.disconnected:
@@ -144,8 +159,19 @@ class Exchange:
             raise RuntimeError(f"Unexpected ASGI message '{message['type']}' sent, after response already completed.")
         if message["type"] != "http.response.body":
             raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{message['type']}'.")
-        body = message.get("body", b"")
-        more = message.get("more_body", False)
+        self._write(message.get("body", b""), message.get("more_body", False))
+
+    def respond(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        """The whole answer at once, from a callback (router/direct.py): what `send` writes for a start
+        and a last body message."""
+        if self.disconnected:
+            return
+        self.response_started = True
+        self._status, self._head_headers = status, headers
+        self._write(body, False)
+
+    def _write(self, body: bytes, more: bool) -> None:
+        protocol = self.protocol
         out = self._head() if self._status else b""
         if self._chunked:
             if body:
@@ -242,10 +268,21 @@ class RouterProtocol(HttpToolsProtocol):
         else:
             super().on_body(body)
 
+    def _served_directly(self, cycle: Exchange) -> bool:
+        """The direct lane took the request (router/direct.py). Should it fail before it sent anything (a bug:
+        its own errors it hands to the task), the task answers, as it would any request."""
+        try:
+            return direct.serve(self.router, cycle)
+        except Exception:  # noqa: BLE001 - raised inside the HTTP parser's callback, it would read as a bad request
+            log.exception("the router's direct lane failed on %s", cycle.path)
+            return False
+
     def on_message_complete(self) -> None:
         cycle = self.cycle
         if type(cycle) is not Exchange:
             super().on_message_complete()
+            return
+        if not self.access_log and self._served_directly(cycle):
             return
         task = self.loop.create_task(cycle.run())
         task.add_done_callback(self.tasks.discard)

@@ -11,6 +11,12 @@ Connections are kept per engine and reused while idle for less than `keepalive_s
 engine's own keep-alive, so a pooled connection is rarely found closed). A reused connection that
 fails before any answer came (the engine closed it meanwhile: it never read the request) is retried
 once on a fresh one. Reading pauses while a slow client leaves more than MAX_BUFFERED bytes unread.
+
+Two ways to ask: `post()` awaits the answer's head (a task reads the body with `read()`/`readany()`);
+`send_now()` (router/direct.py) writes the request on an idle pooled connection and calls the
+response's `on_done` from the connection's own callbacks once the answer is complete or failed, with no
+task, future or timer per request: one sweep per pool (every SWEEP_S at most) fails those answers whose
+engine sent nothing within the read timeout.
 """
 
 from __future__ import annotations
@@ -18,11 +24,15 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httptools
 
 MAX_BUFFERED = 1 << 20
+# The sweep of `send_now()` answers runs this often (a quarter of the read timeout when that is shorter):
+# such an answer times out between read_timeout_s and read_timeout_s + SWEEP_S after the engine's last byte.
+SWEEP_S = 1.0
 CONTENT_TYPE = b"content-type"
 
 
@@ -59,7 +69,7 @@ class Response:
     it) or `readany()` (what came so far; b"" at the end). `release()` when done with it: the connection
     goes back to the pool if the answer was read whole, else it is closed."""
 
-    __slots__ = ("status", "content_type", "_connection", "_chunks", "_buffered", "_complete", "_error",
+    __slots__ = ("status", "content_type", "on_done", "_connection", "_chunks", "_buffered", "_complete", "_error",
                  "_waiter")
 
     def __init__(self, connection: _Connection) -> None:
@@ -71,6 +81,8 @@ class Response:
         self._complete = False
         self._error: BaseException | None = None
         self._waiter: asyncio.Future | None = None
+        # send_now(): called once, with None when the answer is complete or with the error that ended it.
+        self.on_done: Callable[[BaseException | None], None] | None = None
 
     async def read(self) -> bytes:
         while not self._complete:
@@ -120,12 +132,27 @@ class Response:
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
 
+    def body(self) -> bytes:
+        """The whole answer, once complete (send_now's `on_done(None)`)."""
+        body = self._chunks[0] if len(self._chunks) == 1 else b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return body
+
+    def _done(self, error: BaseException | None) -> None:
+        on_done = self.on_done
+        if on_done is not None:
+            self.on_done = None
+            self._connection.pool.untime(self._connection)
+            on_done(error)
+
     def _fail(self, error: BaseException) -> None:
         if not self._complete and self._error is None:
             self._error = error
             waiter = self._waiter
             if waiter is not None and not waiter.done():
                 waiter.set_exception(error)
+            self._done(error)
 
 
 class _Connection(asyncio.Protocol):
@@ -141,6 +168,8 @@ class _Connection(asyncio.Protocol):
         self.response: Response | None = None
         self.headers_ready: asyncio.Future | None = None
         self.idle_since = 0.0
+        # send_now(): when the sweep fails the answer unless the engine sends more first.
+        self.deadline = 0.0
         self.keep_alive = False
         self.closed = False
         self.paused = False
@@ -150,6 +179,8 @@ class _Connection(asyncio.Protocol):
         self.transport = transport
 
     def data_received(self, data: bytes) -> None:
+        if self.deadline:
+            self.deadline = self.loop.time() + self.read_timeout_s
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -193,11 +224,13 @@ class _Connection(asyncio.Protocol):
         if response is not None:
             response._complete = True
             response._wake()
+            response._done(None)
 
     # The pool's side
-    def send(self, path: bytes, body: bytes) -> Response:
+    def send(self, path: bytes, body: bytes, *, headers_ready: bool = True) -> Response:
         self.response = response = Response(self)
-        self.headers_ready = self.loop.create_future()
+        if headers_ready:
+            self.headers_ready = self.loop.create_future()
         head = b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (path, self.endpoint.head, len(body))
         self.transport.write(head + body)
         return response
@@ -212,6 +245,7 @@ class _Connection(asyncio.Protocol):
             return
         self.response = None
         self.headers_ready = None
+        self.deadline = 0.0
         if reusable and not self.closed and self.keep_alive:
             self.resume()
             self.idle_since = time.monotonic()
@@ -242,6 +276,9 @@ class UpstreamPool:
         self.keepalive_s = keepalive_s
         self._idle: dict[tuple[str, int], list[_Connection]] = {}
         self._all: set[_Connection] = set()
+        # send_now()'s connections awaiting their answer, and the task that sweeps them.
+        self._timed: set[_Connection] = set()
+        self._sweeper: asyncio.Task | None = None
 
     async def post(self, endpoint: Endpoint, path: bytes, body: bytes) -> Response:
         """Send the request and return once the answer's status line and headers are in."""
@@ -255,6 +292,31 @@ class UpstreamPool:
                 pass  # closed by the engine while idle: it never read this request; once more, fresh
         return await self._exchange(await self._connect(endpoint), path, body)
 
+    def send_now(self, endpoint: Endpoint, path: bytes, body: bytes) -> Response | None:
+        """Write the request on an idle pooled connection and return its response, whose `on_done` the
+        caller sets before returning to the loop; None (nothing sent) when no connection is idle."""
+        connection = self._reuse(endpoint)
+        if connection is None:
+            return None
+        response = connection.send(path, body, headers_ready=False)
+        connection.deadline = self.loop.time() + self.read_timeout_s
+        self._timed.add(connection)
+        if self._sweeper is None:
+            self._sweeper = self.loop.create_task(self._sweep(), name="upstream-sweep")
+        return response
+
+    def untime(self, connection: _Connection) -> None:
+        self._timed.discard(connection)
+        connection.deadline = 0.0
+
+    async def _sweep(self) -> None:
+        interval = min(SWEEP_S, self.read_timeout_s / 4)
+        while True:
+            await asyncio.sleep(interval)
+            now = self.loop.time()
+            for connection in [each for each in self._timed if each.deadline < now]:
+                connection._broken(UpstreamTimeout("the engine sent nothing within the read timeout"))
+
     def put_back(self, connection: _Connection) -> None:
         self._idle.setdefault((connection.endpoint.host, connection.endpoint.port), []).append(connection)
 
@@ -265,6 +327,8 @@ class UpstreamPool:
             idle.remove(connection)
 
     async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for connection in list(self._all):
             connection.close()
         self._idle.clear()

@@ -11,6 +11,7 @@ import socket
 import pytest
 import requests
 
+from router import direct
 from router.asgi import RouterApp
 from router.models import RequestTrace
 from router.server import router_protocol
@@ -189,10 +190,30 @@ def test_a_router_failure_outside_its_own_handling_is_a_500(engines, start_route
         raise RuntimeError("boom")
 
     monkeypatch.setattr(router.app, "serve_call", broken)
-    received = exchange(router, raw_post(key, body_of()))
+    received = exchange(router, raw_post(key, body_of(stream=True)))  # a stream: the task's, not the direct lane's
 
     assert received.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
     assert "Exception in ASGI application" in capfd.readouterr().err  # uvicorn's error log, as for any app
+
+
+def test_a_failure_of_the_direct_lane_is_answered(engines, start_router, monkeypatch, capfd):
+    engines()
+    key = client_key()
+    router = start_router()
+
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(direct, "serve", broken)
+    assert post(router, key, body_of()).status_code == 200  # failed before it began: the task serves it
+    assert "the router's direct lane failed" in capfd.readouterr().err
+
+    monkeypatch.undo()
+    monkeypatch.setattr(direct, "answered", broken)  # fails once the engine answered: a 500, as RouterApp's
+    answer = post(router, key, body_of())
+    assert answer.status_code == 500 and answer.json()["error"]["code"] == "router_error"
+    router.stop()
+    assert RequestTrace.objects.filter(status_code=500, outcome=RequestTrace.Outcome.UPSTREAM_ERROR).count() == 1
 
 
 def test_every_express_request_is_traced(engines, start_router):
