@@ -238,10 +238,23 @@ class RouterProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol with the express lane; `router` is the RouterApp it hands requests to."""
 
     router: RouterApp
+    # When the connection last went idle (its answer complete, nothing pipelined); None while a request is
+    # read or answered. See on_response_complete.
+    _idle_since: float | None = None
+
+    def on_message_begin(self) -> None:
+        # uvicorn builds the request's ASGI scope here; only the requests its own path takes need one.
+        self.url = b""
+        self.expect_100_continue = False
+        self.headers = []
 
     def on_headers_complete(self) -> None:
         express = self._express_path()
         if express is None:
+            url, headers, expect_100_continue = self.url, self.headers, self.expect_100_continue
+            super().on_message_begin()  # the scope, now that uvicorn's path takes the request
+            self.url, self.headers, self.expect_100_continue = url, headers, expect_100_continue
+            self.scope["headers"] = headers
             super().on_headers_complete()
             return
         parser = self.parser
@@ -260,6 +273,38 @@ class RouterProtocol(HttpToolsProtocol):
         if length is None or length > self.router.config.max_body_bytes:
             return None
         return path
+
+    # Keep-alive. uvicorn arms a timer after every answer and cancels it at the next request's first bytes:
+    # a timer made and unmade per request. Here one timer per idle period looks at when the connection
+    # went idle, and waits on for the rest when it was busy meanwhile: the same closing time, one timer
+    # per keep-alive period at most.
+    def _unset_keepalive_if_required(self) -> None:
+        self._idle_since = None
+
+    def on_response_complete(self) -> None:
+        # uvicorn's, but for the timer.
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            self._idle_since = None
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+            return
+        self._idle_since = self.loop.time()
+        if self.timeout_keep_alive_task is None:
+            self.timeout_keep_alive_task = self.loop.call_later(self.timeout_keep_alive, self._keep_alive_check)
+
+    def _keep_alive_check(self) -> None:
+        self.timeout_keep_alive_task = None
+        if self._idle_since is None:
+            return  # busy: its answer arms the timer again
+        left = self._idle_since + self.timeout_keep_alive - self.loop.time()
+        if left > 0:
+            self.timeout_keep_alive_task = self.loop.call_later(left, self._keep_alive_check)
+        else:
+            self.timeout_keep_alive_handler()
 
     def on_body(self, body: bytes) -> None:
         cycle = self.cycle

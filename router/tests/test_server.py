@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 
 import pytest
 import requests
@@ -226,3 +227,26 @@ def test_every_express_request_is_traced(engines, start_router):
 
     assert sorted(RequestTrace.objects.values_list("status_code", "stream")) == [(200, False), (200, True),
                                                                               (400, False)]
+
+
+def test_an_idle_connection_is_closed_after_the_keep_alive_timeout_and_a_busy_one_is_not(engines, seed):
+    engines()
+    key = client_key()
+    app = RouterApp(TEST_CONFIG)
+    router = UvicornThread(app, http=router_protocol(app), timeout_keep_alive=0.6).start()
+    try:
+        with socket.create_connection((LOOPBACK, router.port), timeout=SOCKET_TIMEOUT_S) as sock:
+            for request in range(4):  # in use across the first timer (armed after the first answer)
+                if request:
+                    time.sleep(0.25)
+                sock.sendall(raw_post(key, body_of()))
+                assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK\r\n")
+            sock.settimeout(0.3)  # less than the keep-alive: still open
+            with pytest.raises(TimeoutError):
+                sock.recv(1)
+            sock.settimeout(SOCKET_TIMEOUT_S)
+            idle_from = time.monotonic()
+            assert sock.recv(1) == b""  # closed by the router
+            assert time.monotonic() - idle_from >= 0.1
+    finally:
+        router.stop()
