@@ -110,3 +110,42 @@ def test_an_engine_that_does_not_listen_or_answer_fails_with_an_upstream_error(s
         server.close()
 
     run(silent, read_timeout_s=0.2)
+
+
+def test_send_now_uses_an_idle_connection_and_calls_back_with_the_whole_answer(sim):
+    async def direct(pool):
+        endpoint = Endpoint.of(LOOPBACK, sim.port, f"Bearer {KEY}")
+        assert pool.send_now(endpoint, PATH, BODY) is None  # no idle connection yet: nothing sent
+        response = await pool.post(endpoint, PATH, BODY)
+        await response.read()
+        response.release()
+        response = pool.send_now(endpoint, PATH, BODY)
+        done = asyncio.get_running_loop().create_future()
+        response.on_done = done.set_result
+        error = await done
+        status, body = response.status, response.body()
+        response.release()
+        return error, status, json.loads(body), len(pool._idle[(LOOPBACK, sim.port)])
+
+    error, status, answer, idle = run(direct)
+    assert (error, status, idle) == (None, 200, 1)
+    assert answer["choices"][0]["message"]["content"] == "hello pool hello"
+
+
+def test_send_now_fails_an_answer_that_does_not_come_within_the_read_timeout():
+    with start_simulator(SimConfig(api_key=KEY, prefill_tokens_per_second=0, ttft_s=1.5)) as slow:
+        async def direct(pool):
+            endpoint = Endpoint.of(LOOPBACK, slow.port, f"Bearer {KEY}")
+            response = await pool.post(endpoint, PATH, BODY)  # an idle connection, within the first timeout
+            await response.read()
+            response.release()
+            pool.read_timeout_s = 0.3  # shorter than the engine's time to answer from now on
+            response = pool.send_now(endpoint, PATH, BODY)
+            done = asyncio.get_running_loop().create_future()
+            response.on_done = done.set_result
+            started = asyncio.get_running_loop().time()
+            error = await asyncio.wait_for(done, 5)
+            return error, asyncio.get_running_loop().time() - started
+
+        error, waited = run(direct)
+    assert isinstance(error, UpstreamTimeout) and 0.3 <= waited < 1.4
