@@ -63,13 +63,13 @@ def serve(app: RouterApp, exchange) -> bool:
     exchange.chunks = []
     candidate, reason = picked
     trace.instance_id, trace.route_reason = candidate.instance_id, reason
-    response = runtime.upstream.send_now(candidate.endpoint, call.path_bytes, call.body)
-    if response is None:
+    answer = _Answer(app, runtime, exchange, call, trace, key, candidate, reason, started)
+    runtime.balancer.started(candidate.instance_id)
+    answer.response = runtime.upstream.send_now(candidate.endpoint, call.path_bytes, call.body, answer)
+    if answer.response is None:
+        runtime.balancer.finished(candidate.instance_id)
         exchange.spawn(app.continue_call(runtime, call, trace, key, exchange.send, exchange.receive, started,
                                          first=picked))
-        return True
-    runtime.balancer.started(candidate.instance_id)
-    response.on_done = _Answer(app, runtime, exchange, call, trace, key, candidate, reason, response, started)
     return True
 
 
@@ -79,9 +79,10 @@ class _Answer:
     __slots__ = ("app", "runtime", "exchange", "call", "trace", "key", "candidate", "reason", "response", "started")
 
     def __init__(self, app: RouterApp, runtime: RouterRuntime, exchange, call: Call, trace: TraceRecord,
-                 key: KeyEntry, candidate: Candidate, reason: str, response: Response, started: float) -> None:
+                 key: KeyEntry, candidate: Candidate, reason: str, started: float) -> None:
         self.app, self.runtime, self.exchange, self.call, self.trace = app, runtime, exchange, call, trace
-        self.key, self.candidate, self.reason, self.response, self.started = key, candidate, reason, response, started
+        self.key, self.candidate, self.reason, self.started = key, candidate, reason, started
+        self.response: Response | None = None  # set once sent
 
     def __call__(self, error: BaseException | None) -> None:
         runtime, response, trace = self.runtime, self.response, self.trace

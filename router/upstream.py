@@ -227,8 +227,8 @@ class _Connection(asyncio.Protocol):
             response._done(None)
 
     # The pool's side
-    def send(self, path: bytes, body: bytes, *, headers_ready: bool = True) -> Response:
-        self.response = response = Response(self)
+    def send(self, path: bytes, body: bytes, *, headers_ready: bool = True, response: Response | None = None) -> Response:
+        self.response = response = response or Response(self)
         if headers_ready:
             self.headers_ready = self.loop.create_future()
         head = b"POST %s HTTP/1.1\r\n%sContent-Length: %d\r\n\r\n" % (path, self.endpoint.head, len(body))
@@ -292,15 +292,18 @@ class UpstreamPool:
                 pass  # closed by the engine while idle: it never read this request; once more, fresh
         return await self._exchange(await self._connect(endpoint), path, body)
 
-    def send_now(self, endpoint: Endpoint, path: bytes, body: bytes) -> Response | None:
-        """Write the request on an idle pooled connection and return its response, whose `on_done` the
-        caller sets before returning to the loop; None (nothing sent) when no connection is idle."""
+    def send_now(self, endpoint: Endpoint, path: bytes, body: bytes,
+                 on_done: Callable[[BaseException | None], None]) -> Response | None:
+        """Write the request on an idle pooled connection and return its response, whose `on_done` is
+        called once the answer is complete or failed; None (nothing sent) when no connection is idle."""
         connection = self._reuse(endpoint)
         if connection is None:
             return None
-        response = connection.send(path, body, headers_ready=False)
+        response = Response(connection)
+        response.on_done = on_done  # before the write, whatever the write may call back
         connection.deadline = self.loop.time() + self.read_timeout_s
         self._timed.add(connection)
+        connection.send(path, body, headers_ready=False, response=response)
         if self._sweeper is None:
             self._sweeper = self.loop.create_task(self._sweep(), name="upstream-sweep")
         return response

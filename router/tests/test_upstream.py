@@ -115,13 +115,12 @@ def test_an_engine_that_does_not_listen_or_answer_fails_with_an_upstream_error(s
 def test_send_now_uses_an_idle_connection_and_calls_back_with_the_whole_answer(sim):
     async def direct(pool):
         endpoint = Endpoint.of(LOOPBACK, sim.port, f"Bearer {KEY}")
-        assert pool.send_now(endpoint, PATH, BODY) is None  # no idle connection yet: nothing sent
+        assert pool.send_now(endpoint, PATH, BODY, print) is None  # no idle connection yet: nothing sent
         response = await pool.post(endpoint, PATH, BODY)
         await response.read()
         response.release()
-        response = pool.send_now(endpoint, PATH, BODY)
         done = asyncio.get_running_loop().create_future()
-        response.on_done = done.set_result
+        response = pool.send_now(endpoint, PATH, BODY, done.set_result)
         error = await done
         status, body = response.status, response.body()
         response.release()
@@ -140,9 +139,8 @@ def test_send_now_fails_an_answer_that_does_not_come_within_the_read_timeout():
             await response.read()
             response.release()
             pool.read_timeout_s = 0.3  # shorter than the engine's time to answer from now on
-            response = pool.send_now(endpoint, PATH, BODY)
             done = asyncio.get_running_loop().create_future()
-            response.on_done = done.set_result
+            pool.send_now(endpoint, PATH, BODY, done.set_result)
             started = asyncio.get_running_loop().time()
             error = await asyncio.wait_for(done, 5)
             return error, asyncio.get_running_loop().time() - started
