@@ -47,9 +47,8 @@ def serve(app: RouterApp, exchange) -> bool:
         key, session_id = read_headers(runtime, exchange.headers)
         if key.is_limited:
             return False
-        body = exchange.chunks[0] if len(exchange.chunks) == 1 else b"".join(exchange.chunks)
         trace = new_trace(key, exchange.path)
-        call = admit(runtime, exchange.path, body, key, session_id, trace)
+        call = admit(runtime, exchange.path, exchange.body(), key, session_id, trace)
     except errors.ApiError:
         return False  # the task's run answers it
     if call.stream:
@@ -60,7 +59,7 @@ def serve(app: RouterApp, exchange) -> bool:
     picked = runtime.balancer.pick(candidates, session_id=call.session_id, prefix=call.prefix)
     if picked is None:
         return False
-    exchange.chunks = []
+    exchange.chunks = []  # the call holds the body now
     candidate, reason = picked
     trace.instance_id, trace.route_reason = candidate.instance_id, reason
     answer = _Answer(app, runtime, exchange, call, trace, key, candidate, reason, started)

@@ -23,6 +23,7 @@ from router import changes
 from router.keys import KeyEntry
 from router.pools import PoolEntry
 from router.table import RoutingTable
+from router.usage import UNREACHABLE, in_one_line
 
 log = logging.getLogger(__name__)
 
@@ -105,10 +106,14 @@ class Refresher:
         started = time.monotonic()
         try:
             keys, table, pools = await self.target.load()
-        except Exception:
-            # Keep routing on the last good table; say so once per outage, not at every poll.
+        except Exception as exc:
+            # Keep routing on the last good table; say so once per outage, not at every poll: in one line
+            # when the database is away, with the traceback when it is anything else.
             if self._failures == 0:
-                log.exception("refreshing the routing table failed; keeping the last one")
+                if isinstance(exc, UNREACHABLE):
+                    log.warning("refreshing the routing table failed (%s); keeping the last one", in_one_line(exc))
+                else:
+                    log.exception("refreshing the routing table failed; keeping the last one")
             self._failures += 1
             return
         if self._failures:

@@ -98,13 +98,15 @@ class Exchange:
             if not waiter.done():
                 waiter.set_result(None)
 
-    def take_body(self) -> bytes:
-        body = self.chunks[0] if len(self.chunks) == 1 else b"".join(self.chunks)
-        self.chunks = []
-        return body
+    def body(self) -> bytes:
+        """The request's body, joined once."""
+        if len(self.chunks) != 1:
+            self.chunks = [b"".join(self.chunks)]
+        return self.chunks[0]
 
     async def run(self) -> None:
-        body = self.take_body()
+        body = self.body()
+        self.chunks = []
         if self.protocol.access_log:
             self.client = await _client_as_logged(self.protocol, self.headers)
         await self.guard(self.protocol.router.serve_call(self.path, self.headers, body, self.send, self.receive))

@@ -60,6 +60,12 @@ class TraceRecord:
     held_ms: float | None = None
 
 
+def in_one_line(exc: BaseException) -> str:
+    """An error as one log line: its type and its message's first line (a driver's goes on for several)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"
+
+
 TEXT_LIMITS = {
     **{name: RequestTrace._meta.get_field(name).max_length for name in ("endpoint", "model", "outcome", "route_reason")},
     "error_message": MAX_ERROR_MESSAGE,
@@ -145,7 +151,11 @@ def _insert_traces(records: list[TraceRecord]) -> None:
     columns = ", ".join(quote(meta.get_field(name).column) for name in TRACE_COLUMNS)
     if connection.vendor == "postgresql":
         uuids: dict[str, uuid.UUID] = {}  # a batch names few instances: convert each once
-        with connection.cursor() as cursor, cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        # A COPY is psycopg's own, not run through Django's cursor methods: wrapped here, so that the database
+        # going away mid-COPY reads as Django's OperationalError (the batch is kept, the connection replaced)
+        # and not as a refused row (dropped).
+        with connection.wrap_database_errors, connection.cursor() as cursor, \
+                cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(_BINARY_TYPES)
             write_row = copy.write_row
             for record in records:
@@ -235,8 +245,8 @@ class UsageRecorder:
             try:
                 refused = await self._run_sync(write_traces_dropping_refused, batch)
             except Exception as exc:  # the database cannot be reached: keep the batch (one line, no traceback)
-                log.warning("writing %d request traces failed (%s: %s); keeping them for the next flush",
-                            len(batch), type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "")
+                log.warning("writing %d request traces failed (%s); keeping them for the next flush", len(batch),
+                            in_one_line(exc))
                 kept = batch + list(self._buffer)
                 overflow = len(kept) - self.max_buffered
                 if overflow > 0:

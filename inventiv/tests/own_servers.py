@@ -192,12 +192,13 @@ class ControlPlane:
         self.processes.append((process, log))
         return process
 
-    def web(self, *, threads: int = 2) -> str:
-        """Serve inventiv.asgi with uvicorn; returns its base URL once it answers."""
+    def web(self, *, threads: int = 2, http: str | None = None) -> str:
+        """Serve inventiv.asgi with uvicorn (`http`: its HTTP protocol, as `--http` names it; production's is
+        inventiv.asgi:HttpProtocol); returns its base URL once it answers."""
         port = free_port()
         self.env["WEB_THREADS"] = str(threads)
         self.spawn("web", "-m", "uvicorn", "inventiv.asgi:application", "--host", LOOPBACK, "--port", str(port),
-                   "--log-level", "warning")
+                   "--log-level", "warning", *(["--http", http] if http else []))
         wait_until(lambda: port_open(port), timeout=START_TIMEOUT_S, what="the web server")
         return f"http://{LOOPBACK}:{port}"
 
