@@ -153,8 +153,8 @@ class RouterApp:
 
     async def continue_call(self, runtime: RouterRuntime, call: Call, trace: TraceRecord, key: KeyEntry, send,
                             receive, started: float, *, first: Picked | None = None, tried: Sequence[str] = ()) -> None:
-        """A call the direct lane (router/direct.py) admitted and began, taken on from the instance it picked
-        (`first`) or after the one that failed it (`tried`)."""
+        """A call the direct lane (router/direct.py) admitted (its key has no limits), taken on: from the start of
+        its routing, from the instance it picked (`first`), or after the one that failed it (`tried`)."""
         await self._generate(runtime, call.path, call.body, key, call.session_id, send, receive, started,
                              admitted=(call, trace), first=first, tried=tried)
 

@@ -7,13 +7,14 @@ pooled connection, needs nothing to wait for but the engine's answer. So the exp
 `admit`), the balancer's pick, the request written at once (router/upstream.py `send_now`), and, when the
 engine's answer is complete, the same relay as router/proxy.py's (`answered`) written to the client from
 the upstream connection's own callback, and the trace recorded. Under bench/router.py the task, its chain
-of coroutines, the futures and the two timers a request otherwise takes were a quarter of the router's own
-work per request.
+of coroutines, the futures and the two timers a request otherwise takes were about a fifth of the router's
+own CPU per request.
 
-Everything else goes the usual way, on a task, without having been changed here: a request that fails a
-check (its error is answered there), a limited key, a stream, a model with no routable instance (held or
-refused), no pick. A request begun here that cannot finish here is taken on by that task where it
-stands (RouterApp.continue_call): the instance picked when no connection to it was idle; a retry on
+A request that fails a check (its error is answered there), or whose key has limits (checked on the
+task, with Redis when there is one), goes the usual way, on a task, untouched. Any other request begun here
+that cannot finish here is taken on by a task where it stands (RouterApp.continue_call), without its checks
+made twice: a stream, a model with no routable instance (held or refused) or none to pick; the instance
+picked when no connection to it was idle; a retry on
 another instance when the one picked failed it (a 5xx, a refused engine key, a broken answer, the read
 timeout); the same pick again on a fresh connection when a pooled one was found closed before any answer
 (the engine closed it while idle: it never read the request; `post` does the same).
@@ -51,15 +52,15 @@ def serve(app: RouterApp, exchange) -> bool:
         call = admit(runtime, exchange.path, exchange.body(), key, session_id, trace)
     except errors.ApiError:
         return False  # the task's run answers it
-    if call.stream:
-        return False
-    candidates = runtime.table.routable.get(call.model)
-    if candidates is None:
-        return False
-    picked = runtime.balancer.pick(candidates, session_id=call.session_id, prefix=call.prefix)
-    if picked is None:
-        return False
     exchange.chunks = []  # the call holds the body now
+    candidates = runtime.table.routable.get(call.model)
+    picked = None
+    if not call.stream and candidates is not None:
+        picked = runtime.balancer.pick(candidates, session_id=call.session_id, prefix=call.prefix)
+    if picked is None:
+        # A stream, a model to hold, or no instance to pick: the task takes the admitted call on.
+        exchange.spawn(app.continue_call(runtime, call, trace, key, exchange.send, exchange.receive, started))
+        return True
     candidate, reason = picked
     trace.instance_id, trace.route_reason = candidate.instance_id, reason
     answer = _Answer(app, runtime, exchange, call, trace, key, candidate, reason, started)

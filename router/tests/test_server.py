@@ -191,7 +191,8 @@ def test_a_router_failure_outside_its_own_handling_is_a_500(engines, start_route
         raise RuntimeError("boom")
 
     monkeypatch.setattr(router.app, "serve_call", broken)
-    received = exchange(router, raw_post(key, body_of(stream=True)))  # a stream: the task's, not the direct lane's
+    monkeypatch.setattr(direct, "serve", lambda app, exchange: False)  # the task's path, not the direct lane's
+    received = exchange(router, raw_post(key, body_of()))
 
     assert received.startswith(b"HTTP/1.1 500 Internal Server Error\r\n")
     assert "Exception in ASGI application" in capfd.readouterr().err  # uvicorn's error log, as for any app
