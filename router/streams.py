@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import json
 
+import orjson
+
 USAGE_KEY = b'"usage"'
 EVENT_END = b"\n\n"
 DONE_EVENT = b"data: [DONE]\n\n"
 _decoder = json.JSONDecoder()
+# How many objects a usage object may nest (vLLM's: `prompt_tokens_details`) before it is decoded the slow way.
+USAGE_NESTING = 2
 
 Usage = tuple[int, int]  # prompt tokens, completion tokens
 
@@ -34,6 +38,20 @@ def usage_from_json(body: bytes) -> Usage | None:
     if at == 0 or body[at - 1] != 0x5C:  # not an escaped quote inside generated text
         colon = body.find(b":", at + len(USAGE_KEY))
         if colon > 0:
+            # The object ends at the `}` that closes as many braces as it opened (vLLM's nests one object,
+            # `prompt_tokens_details`, and no text): orjson reads that slice.
+            end = body.find(b"}", colon)
+            for _ in range(USAGE_NESTING):
+                if end < 0 or body.count(b"{", colon, end) == body.count(b"}", colon, end + 1):
+                    break
+                end = body.find(b"}", end + 1)
+            if end > 0:
+                try:
+                    found = usage_of(orjson.loads(body[colon + 1:end + 1]))
+                except orjson.JSONDecodeError:
+                    found = None
+                if found is not None:
+                    return found
             text = body[colon + 1:].decode(errors="replace")
             start = len(text) - len(text.lstrip())
             try:

@@ -19,6 +19,14 @@ def test_usage_is_read_from_the_end_of_a_json_answer():
     assert usage_from_json(body) == (7, 2)
 
 
+def test_usage_with_nested_details_or_after_the_usage_is_read():
+    nested = {"prompt_tokens": 7, "completion_tokens": 2, "prompt_tokens_details": {"cached_tokens": 4}}
+    for usage in (nested, {**nested, "prompt_tokens_details": {"cached_tokens": 4, "more": {"deep": {"er": 1}}}}):
+        body = json.dumps({"choices": [{"text": "x"}], "usage": usage, "prompt_logprobs": None}).encode()
+        assert usage_from_json(body) == (7, 2)
+        assert usage_from_json(json.dumps({"usage": usage}, indent=2).encode()) == (7, 2)
+
+
 def test_usage_words_inside_generated_text_do_not_confuse_it():
     body = json.dumps({"usage": {"prompt_tokens": 1, "completion_tokens": 4},
                        "choices": [{"text": 'say "usage": 99'}]}).encode()
