@@ -207,16 +207,22 @@ class RouterApp:
                 await runtime.limits.add_tokens(key, trace.prompt_tokens + (trace.completion_tokens or 0))
 
 
-def new_trace(key: KeyEntry, path: str) -> TraceRecord:
-    return TraceRecord(api_key_id=key.id, endpoint=ENDPOINTS.get(path) or path.removeprefix("/v1/"), model="",
-                       status_code=0, outcome=Outcome.OK, created_at=datetime.now(UTC), latency_ms=0.0)
+def new_trace(key: KeyEntry, path: str, call: Call | None = None, *, at: float | None = None) -> TraceRecord:
+    """A request's trace: of `call` once admitted; `at`, when the request came (time.time()), if not now."""
+    return TraceRecord(api_key_id=key.id, endpoint=ENDPOINTS.get(path) or path.removeprefix("/v1/"),
+                       model=call.model if call is not None else "", stream=call is not None and call.stream,
+                       status_code=0, outcome=Outcome.OK,
+                       created_at=datetime.now(UTC) if at is None else datetime.fromtimestamp(at, UTC),
+                       latency_ms=0.0)
 
 
 def admit(runtime: RouterRuntime, path: str, body: bytes, key: KeyEntry, session_id: str | None,
-          trace: TraceRecord) -> Call:
-    """The call, once the checks that need no waiting passed (its key's limits are next): raises ApiError."""
+          trace: TraceRecord | None) -> Call:
+    """The call, once the checks that need no waiting passed (its key's limits are next): raises ApiError.
+    `trace` (None when the caller makes it afterwards, from the call) gets the call's model and stream."""
     call = parse_call(path, body, session_id, with_prefix=runtime.balancer.policy == CACHE_AWARE)
-    trace.model, trace.stream = call.model, call.stream
+    if trace is not None:
+        trace.model, trace.stream = call.model, call.stream
     if call.model not in runtime.table.known_models:
         raise errors.model_not_found(call.model)
     _check_task(path, call.model, runtime.table.embedding_models)

@@ -29,7 +29,8 @@ from router import errors
 from router.asgi import Outcome, RouterApp, admit, error_answer, new_trace, read_headers
 from router.calls import Call
 from router.keys import KeyEntry
-from router.proxy import JSON_CONTENT_TYPE, answered, describe, failed, failed_answer, instance_failed
+from router.proxy import (JSON_CONTENT_TYPE, describe, failed, failed_answer, instance_failed, note_answered,
+                          relay_headers, relay_lines)
 from router.runtime import RouterRuntime
 from router.table import Candidate
 from router.upstream import Response, UpstreamTimeout
@@ -39,8 +40,11 @@ log = logging.getLogger(__name__)
 
 
 def serve(app: RouterApp, exchange) -> bool:
-    """Begin answering `exchange` (router/server.py's) here; False, with nothing done, to leave it to a task."""
-    started = time.perf_counter()
+    """Begin answering `exchange` (router/server.py's) here; False, with nothing done, to leave it to a task.
+
+    What the engine's answer does not wait for (the trace, the balancer's count) is done once the request
+    is written: the engine is at work meanwhile, and its answer is read only after this returns."""
+    started, at = time.perf_counter(), time.time()
     runtime = app.runtime_of(exchange.protocol.loop)
     if runtime is None or not runtime.loaded:
         return False
@@ -48,8 +52,7 @@ def serve(app: RouterApp, exchange) -> bool:
         key, session_id = read_headers(runtime, exchange.headers)
         if key.is_limited:
             return False
-        trace = new_trace(key, exchange.path)
-        call = admit(runtime, exchange.path, exchange.body(), key, session_id, trace)
+        call = admit(runtime, exchange.path, exchange.body(), key, session_id, None)
     except errors.ApiError:
         return False  # the task's run answers it
     exchange.chunks = []  # the call holds the body now
@@ -59,17 +62,20 @@ def serve(app: RouterApp, exchange) -> bool:
         picked = runtime.balancer.pick(candidates, session_id=call.session_id, prefix=call.prefix)
     if picked is None:
         # A stream, a model to hold, or no instance to pick: the task takes the admitted call on.
-        exchange.spawn(app.continue_call(runtime, call, trace, key, exchange.send, exchange.receive, started))
+        exchange.spawn(app.continue_call(runtime, call, new_trace(key, call.path, call, at=at), key, exchange.send,
+                                         exchange.receive, started))
         return True
     candidate, reason = picked
-    trace.instance_id, trace.route_reason = candidate.instance_id, reason
-    answer = _Answer(app, runtime, exchange, call, trace, key, candidate, reason, started)
-    runtime.balancer.started(candidate.instance_id)
+    answer = _Answer(app, runtime, exchange, call, key, candidate, reason, started)
+    # Its callback comes from the event loop, after this returns (uvloop reports a failed write that way too).
     answer.response = runtime.upstream.send_now(candidate.endpoint, call.path_bytes, call.body, answer)
+    answer.trace = trace = new_trace(key, call.path, call, at=at)
+    trace.instance_id, trace.route_reason = candidate.instance_id, reason
     if answer.response is None:
-        runtime.balancer.finished(candidate.instance_id)
         exchange.spawn(app.continue_call(runtime, call, trace, key, exchange.send, exchange.receive, started,
                                          first=picked))
+    else:
+        runtime.balancer.started(candidate.instance_id)
     return True
 
 
@@ -78,16 +84,16 @@ class _Answer:
 
     __slots__ = ("app", "runtime", "exchange", "call", "trace", "key", "candidate", "reason", "response", "started")
 
-    def __init__(self, app: RouterApp, runtime: RouterRuntime, exchange, call: Call, trace: TraceRecord,
-                 key: KeyEntry, candidate: Candidate, reason: str, started: float) -> None:
-        self.app, self.runtime, self.exchange, self.call, self.trace = app, runtime, exchange, call, trace
+    def __init__(self, app: RouterApp, runtime: RouterRuntime, exchange, call: Call, key: KeyEntry,
+                 candidate: Candidate, reason: str, started: float) -> None:
+        self.app, self.runtime, self.exchange, self.call = app, runtime, exchange, call
         self.key, self.candidate, self.reason, self.started = key, candidate, reason, started
+        self.trace: TraceRecord | None = None  # made once the request is written
         self.response: Response | None = None  # set once sent
 
     def __call__(self, error: BaseException | None) -> None:
         runtime, response, trace = self.runtime, self.response, self.trace
         instance_id = self.candidate.instance_id
-        runtime.balancer.finished(instance_id)
         try:
             if error is not None:
                 response.close()
@@ -99,14 +105,18 @@ class _Answer:
                     self._hand_over(tried=(instance_id,))
                 return
             status, body = response.status, response.body()
-            response.release()
             if instance_failed(status):
                 failed_answer(runtime, instance_id, trace, status, body)
                 self._hand_over(tried=(instance_id,))
                 return
-            headers = answered(runtime, self.candidate, self.reason, trace, status,
-                               response.content_type or JSON_CONTENT_TYPE, body, self.started)
-            self.exchange.respond(status, headers, body)
+            # The client's answer first; what only the trace and the breaker need, after.
+            trace.latency_ms = (time.perf_counter() - self.started) * 1000
+            content_type = response.content_type or JSON_CONTENT_TYPE
+            if not self.exchange.respond_relayed(status, relay_lines(self.candidate, self.reason, content_type,
+                                                                     len(body)), body):
+                self.exchange.respond(status, relay_headers(self.candidate, self.reason, content_type, len(body)),
+                                      body)
+            note_answered(runtime, instance_id, trace, status, body)
             runtime.usage.record(trace)
         except Exception as exc:  # noqa: BLE001 - a callback of the upstream connection: nothing above it would answer
             log.exception("the router failed on %s", self.call.path)
@@ -116,6 +126,10 @@ class _Answer:
                 trace.latency_ms = (time.perf_counter() - self.started) * 1000
                 self.exchange.respond(*error_answer(errors.router_failed()))
                 runtime.usage.record(trace)
+        finally:
+            # Before the loop runs a task this may have handed the call to: its pick sees the load as it is.
+            runtime.balancer.finished(instance_id)
+            response.release()  # back to the pool when read whole (closed ones stay closed)
 
     def _hand_over(self, **where) -> None:
         exchange = self.exchange

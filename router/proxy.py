@@ -33,6 +33,9 @@ SSE_HEADERS = ((b"content-type", SSE_CONTENT_TYPE), (b"cache-control", b"no-cach
 # The route reason header of each reason, made once.
 REASON_HEADERS: dict[str, tuple[bytes, bytes]] = {}
 MAX_ERROR_EXCERPT = 200
+# The route headers' lines of each instance and reason, made once (instances come and go: bounded).
+ROUTE_LINES: dict[tuple[str, str], bytes] = {}
+MAX_ROUTE_LINES = 10_000
 
 
 async def forward(runtime: RouterRuntime, candidates: Sequence[Candidate], call: Call, trace: TraceRecord,
@@ -111,7 +114,31 @@ def failed_answer(runtime: RouterRuntime, instance_id: str, trace: TraceRecord, 
 def answered(runtime: RouterRuntime, candidate: Candidate, reason: str, trace: TraceRecord, status: int,
              content_type: bytes, body: bytes, started: float) -> list[tuple[bytes, bytes]]:
     """A whole (non-streamed) answer to relay: the instance's success and the trace noted; its headers."""
-    runtime.breakers.record_success(candidate.instance_id)
+    trace.latency_ms = (time.perf_counter() - started) * 1000
+    note_answered(runtime, candidate.instance_id, trace, status, body)
+    return relay_headers(candidate, reason, content_type, len(body))
+
+
+def relay_headers(candidate: Candidate, reason: str, content_type: bytes, length: int) -> list[tuple[bytes, bytes]]:
+    """The headers of a whole answer relayed from `candidate`."""
+    return [(b"content-type", content_type), (b"content-length", b"%d" % length), *_route_headers(candidate, reason)]
+
+
+def relay_lines(candidate: Candidate, reason: str, content_type: bytes, length: int) -> bytes:
+    """`relay_headers` as the header lines of an answer's head (router/server.py `respond_relayed`)."""
+    route = ROUTE_LINES.get((candidate.instance_id, reason))
+    if route is None:
+        if len(ROUTE_LINES) >= MAX_ROUTE_LINES:
+            ROUTE_LINES.clear()
+        route = ROUTE_LINES[(candidate.instance_id, reason)] = b"".join(
+            b"%b: %b\r\n" % header for header in _route_headers(candidate, reason))
+    return b"content-type: %b\r\ncontent-length: %d\r\n%b" % (content_type, length, route)
+
+
+def note_answered(runtime: RouterRuntime, instance_id: str, trace: TraceRecord, status: int, body: bytes) -> None:
+    """A whole answer relayed (or about to be): the instance's success, the trace's outcome and tokens.
+    The direct lane (router/direct.py) notes it once the client's answer is written."""
+    runtime.breakers.record_success(instance_id)
     trace.status_code = status
     if status < 400:
         trace.outcome = Outcome.OK
@@ -122,8 +149,6 @@ def answered(runtime: RouterRuntime, candidate: Candidate, reason: str, trace: T
         # The engine refused the request itself (a bad parameter): the client's to fix.
         trace.outcome = Outcome.CLIENT_ERROR
         trace.error_message = body[:MAX_ERROR_EXCERPT].decode(errors="replace")
-    trace.latency_ms = (time.perf_counter() - started) * 1000
-    return [(b"content-type", content_type), (b"content-length", b"%d" % len(body)), *_route_headers(candidate, reason)]
 
 
 async def _relay_stream(runtime: RouterRuntime, response: upstream.Response, candidate: Candidate,

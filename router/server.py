@@ -172,6 +172,27 @@ class Exchange:
         self._status, self._head_headers = status, headers
         self._write(body, False)
 
+    def respond_relayed(self, status: int, lines: bytes, body: bytes) -> bool:
+        """The whole answer at once, from a callback (router/direct.py), its headers given as ready lines
+        (router/proxy.py `relay_lines`, which sizes the body): the head joined from cached parts instead of
+        built header by header. False, with nothing written, where `respond` must write it (an access log
+        to write, or server headers that size or close the answer)."""
+        if self.disconnected:
+            return True
+        protocol = self.protocol
+        defaults = _server_lines(protocol.server_state.default_headers)
+        if defaults is None or protocol.access_log:
+            return False
+        self.response_started = True
+        close = b"" if self.keep_alive else CLOSE_LINE
+        protocol.transport.write(b"%b%b%b%b\r\n%b" % (STATUS_LINE[status], defaults, lines, close, body))
+        self.response_complete = True
+        self.set()
+        if not self.keep_alive:
+            protocol.transport.close()
+        protocol.on_response_complete()
+        return True
+
     def _write(self, body: bytes, more: bool) -> None:
         protocol = self.protocol
         out = self._head() if self._status else b""
@@ -214,6 +235,21 @@ class Exchange:
             lines.append(CHUNKED_LINE)
         lines.append(b"\r\n")
         return b"".join(lines)
+
+
+# The server's own header lines (uvicorn's date, remade every second, and configured headers), joined once
+# per list uvicorn makes; None when they size the answer or close the connection (`_head` handles those).
+_server_lines_of: tuple[list, bytes | None] = ([], b"")
+
+
+def _server_lines(headers: list[tuple[bytes, bytes]]) -> bytes | None:
+    global _server_lines_of
+    of, lines = _server_lines_of
+    if of is not headers:
+        plain = all(name not in (CONTENT_LENGTH, TRANSFER_ENCODING, b"connection") for name, _ in headers)
+        lines = b"".join(b"%b: %b\r\n" % header for header in headers) if plain else None
+        _server_lines_of = (headers, lines)
+    return lines
 
 
 async def _client_as_logged(protocol: RouterProtocol, headers: list) -> str:

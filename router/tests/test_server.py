@@ -97,6 +97,19 @@ def test_the_express_lane_answers_as_uvicorns_cycle_does(engines, both_lanes):
         assert got == expected, body
 
 
+@pytest.mark.parametrize("server_headers", [[("X-Served-By", "inventiv")], [("Connection", "close")]])
+def test_server_headers_are_written_as_uvicorn_writes_them(engines, both_lanes, server_headers):
+    # The direct lane joins the server's header lines once per second; headers that close the connection
+    # take the head built header by header.
+    engines()
+    key = client_key()
+    express, plain = both_lanes(headers=server_headers)
+    for _ in range(2):
+        (status, headers, content), expected = comparable(post(express, key, body_of())), comparable(post(plain, key, body_of()))
+        assert (status, headers, _answer_shape(content)) == (expected[0], expected[1], _answer_shape(expected[2]))
+        assert headers[server_headers[0][0].lower()] == server_headers[0][1]
+
+
 def test_the_access_log_names_the_client_as_uvicorn_does(engines, both_lanes, capfd):
     engines()
     key = client_key()
@@ -211,7 +224,7 @@ def test_a_failure_of_the_direct_lane_is_answered(engines, start_router, monkeyp
     assert "the router's direct lane failed" in capfd.readouterr().err
 
     monkeypatch.undo()
-    monkeypatch.setattr(direct, "answered", broken)  # fails once the engine answered: a 500, as RouterApp's
+    monkeypatch.setattr(direct, "relay_lines", broken)  # fails once the engine answered: a 500, as RouterApp's
     answer = post(router, key, body_of())
     assert answer.status_code == 500 and answer.json()["error"]["code"] == "router_error"
     router.stop()
