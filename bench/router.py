@@ -19,7 +19,7 @@ Figures (non-streamed chat completions of 16 tokens unless said):
 - added median latency at concurrency 1, ours and Rust's: direct, ours and Rust's requests take turns,
   so all see the same machine state (target for ours: <= 0.3 ms);
 - throughput at concurrency 16: direct (spread over both engines), ours and Rust's, measured in
-  alternating rounds (target: ours >= Rust's);
+  alternating rounds, each on connections of its own (target: ours >= Rust's);
 - CPU per request of each router; streaming time to the first chunk, added;
 - one of the two engines SIGKILLed: requests through our router at concurrency 16 (target: 0 errors);
 - every request our router answered has its trace in the database after shutdown.
@@ -152,29 +152,34 @@ async def measure(args, ours_url: str, rust_url: str, client_key: str, engines, 
             figures[f"{name}_median_ms"] = median_ms(samples)
             figures[f"{name}_p99_ms"] = statistics.quantiles(samples, n=100)[98] * 1000
             figures[f"{name}_ttft_ms"] = median_ms(chunks)
-        # Alternating rounds, the order rotating, so that neither router always runs on a warmer machine.
-        totals = {name: [0, 0.0, 0, 0.0] for name in order}  # requests, s, errors, cpu
-        for round_index in range(args.rounds):
-            for name in order[round_index % len(order):] + order[:round_index % len(order)]:
+    # Alternating rounds, the order rotating, so that neither router always runs on a warmer machine. Each
+    # round opens its own connections: uvicorn's workers share one listening socket, and the one awake when
+    # the client's connections arrive takes them all, or most; one such draw for a whole run made its
+    # figures swing by a fifth (how they fell, per round, is printed).
+    totals = {name: [0, 0.0, 0, 0.0] for name in order}  # requests, s, errors, cpu
+    served = {"ours": ours_url, **({"baseline": baseline[0]} if baseline else {})}
+    figures["connections"] = {name: [] for name in served}
+    for round_index in range(args.rounds):
+        for name in order[round_index % len(order):] + order[:round_index % len(order)]:
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as fresh:
                 cpu = sum(fleet.cpu_seconds(pid) for pid in pids[name])
-                _, errors, seconds = await throughput(session, targets[name], args.throughput_requests,
+                _, errors, seconds = await throughput(fresh, targets[name], args.throughput_requests,
                                                       args.concurrency)
                 cpu = sum(fleet.cpu_seconds(pid) for pid in pids[name]) - cpu
-                total = totals[name]
-                total[0] += args.throughput_requests
-                total[1] += seconds
-                total[2] += errors
-                total[3] += cpu
-        # uvicorn's workers share one listening socket: the one awake when the client's connections arrive
-        # takes them all, or most (the figure explains much of a run's spread). Counted after the rounds.
-        served = {"ours": ours_url, **({"baseline": baseline[0]} if baseline else {})}
-        figures["connections"] = {name: fleet.connections_per_worker(pids[name][0], int(url.rsplit(":", 1)[1]))
-                                  for name, url in served.items()}
-        for name, (requests, seconds, errors, cpu) in totals.items():
-            figures[f"{name}_rps"] = requests / seconds
-            figures[f"{name}_errors"] = errors
-            figures[f"{name}_cpu_us"] = cpu / requests * 1e6
-        kill_second()
+                if name in served:
+                    figures["connections"][name].append(
+                        fleet.connections_per_worker(pids[name][0], int(served[name].rsplit(":", 1)[1])))
+            total = totals[name]
+            total[0] += args.throughput_requests
+            total[1] += seconds
+            total[2] += errors
+            total[3] += cpu
+    for name, (requests, seconds, errors, cpu) in totals.items():
+        figures[f"{name}_rps"] = requests / seconds
+        figures[f"{name}_errors"] = errors
+        figures[f"{name}_cpu_us"] = cpu / requests * 1e6
+    kill_second()
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         figures["dead_rps"], figures["dead_errors"], _ = await throughput(session, [ours], args.dead_requests,
                                                                           args.concurrency)
     figures["ours_total"] = (WARMUP_REQUESTS // 4 + (WARMUP_REQUESTS % 4 > 2) + args.requests + args.requests // 2
@@ -194,7 +199,7 @@ def report(figures: dict, traces: int, args) -> bool:
          f"target ours <= {TARGET_ADDED_MEDIAN_MS} ms)", added["ours"] <= TARGET_ADDED_MEDIAN_MS),
         (f"throughput, concurrency {args.concurrency}",
          f"ours {figures['ours_rps']:.0f} req/s, Rust {figures['rust_rps']:.0f} req/s = {share:.0%} of Rust's "
-         f"(direct {figures['direct_rps']:.0f}; our workers' connections {figures['connections']['ours']}; "
+         f"(direct {figures['direct_rps']:.0f}; our workers' connections, per round {figures['connections']['ours']}; "
          f"target >= 100 %)",
          share >= 1.0 and figures["ours_errors"] == 0),
         ("CPU per request", f"ours {figures['ours_cpu_us']:.0f} us, Rust {figures['rust_cpu_us']:.0f} us, engines "
