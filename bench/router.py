@@ -1,7 +1,7 @@
 """Benchmark: the router's own cost, against going direct to the engines and against the Rust vllm-router
 0.1.17 on the same two engines, in the same run.
 
-    .venv/bin/python bench/router.py [--requests 2000] [--throughput-requests 8000] [--rounds 3] [--baseline ../main]
+    .venv/bin/python bench/router.py [--requests 2000] [--throughput-requests 1500] [--rounds 10] [--baseline ../main]
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/anything .venv/bin/python bench/router.py
 
 One run, production-like: two simulator processes with zero delay (`--ttft 0 --tokens-per-second 0
@@ -159,6 +159,7 @@ async def measure(args, ours_url: str, rust_url: str, client_key: str, engines, 
     totals = {name: [0, 0.0, 0, 0.0] for name in order}  # requests, s, errors, cpu
     served = {"ours": ours_url, **({"baseline": baseline[0]} if baseline else {})}
     figures["connections"] = {name: [] for name in served}
+    rates = {name: [] for name in order}
     for round_index in range(args.rounds):
         for name in order[round_index % len(order):] + order[:round_index % len(order)]:
             async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as fresh:
@@ -169,6 +170,7 @@ async def measure(args, ours_url: str, rust_url: str, client_key: str, engines, 
                 if name in served:
                     figures["connections"][name].append(
                         fleet.connections_per_worker(pids[name][0], int(served[name].rsplit(":", 1)[1])))
+            rates[name].append(args.throughput_requests / seconds)
             total = totals[name]
             total[0] += args.throughput_requests
             total[1] += seconds
@@ -178,6 +180,8 @@ async def measure(args, ours_url: str, rust_url: str, client_key: str, engines, 
         figures[f"{name}_rps"] = requests / seconds
         figures[f"{name}_errors"] = errors
         figures[f"{name}_cpu_us"] = cpu / requests * 1e6
+    # Each round's ours/Rust (the two measured in the same round): how far one round's figure can stray.
+    figures["round_shares"] = sorted(mine / theirs for mine, theirs in zip(rates["ours"], rates["rust"], strict=True))
     kill_second()
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         figures["dead_rps"], figures["dead_errors"], _ = await throughput(session, [ours], args.dead_requests,
@@ -185,6 +189,11 @@ async def measure(args, ours_url: str, rust_url: str, client_key: str, engines, 
     figures["ours_total"] = (WARMUP_REQUESTS // 4 + (WARMUP_REQUESTS % 4 > 2) + args.requests + args.requests // 2
                              + args.rounds * args.throughput_requests + args.dead_requests)
     return figures
+
+
+def spread(rounds: list[list[int]]) -> str:
+    """How each round's connections fell on the workers: `16-0 12-4 ...`."""
+    return " ".join("-".join(map(str, counts)) for counts in rounds)
 
 
 def report(figures: dict, traces: int, args) -> bool:
@@ -199,7 +208,9 @@ def report(figures: dict, traces: int, args) -> bool:
          f"target ours <= {TARGET_ADDED_MEDIAN_MS} ms)", added["ours"] <= TARGET_ADDED_MEDIAN_MS),
         (f"throughput, concurrency {args.concurrency}",
          f"ours {figures['ours_rps']:.0f} req/s, Rust {figures['rust_rps']:.0f} req/s = {share:.0%} of Rust's "
-         f"(direct {figures['direct_rps']:.0f}; our workers' connections, per round {figures['connections']['ours']}; "
+         f"(direct {figures['direct_rps']:.0f}; one round's share {figures['round_shares'][0]:.0%} to "
+         f"{figures['round_shares'][-1]:.0%}, median {statistics.median(figures['round_shares']):.0%}; our workers' "
+         f"connections, per round {spread(figures['connections']['ours'])}; "
          f"target >= 100 %)",
          share >= 1.0 and figures["ours_errors"] == 0),
         ("CPU per request", f"ours {figures['ours_cpu_us']:.0f} us, Rust {figures['rust_cpu_us']:.0f} us, engines "
@@ -224,15 +235,17 @@ def report(figures: dict, traces: int, args) -> bool:
               f"{figures['baseline_rps'] / figures['rust_rps']:.0%} of Rust's; CPU per request "
               f"{figures['baseline_cpu_us']:.0f} us; streaming time to first chunk, added "
               f"{figures['baseline_ttft_ms'] - figures['direct_ttft_ms']:+.3f} ms; its workers' connections "
-              f"{figures['connections']['baseline']}")
+              f"{spread(figures['connections']['baseline'])}")
     return all(ok for _, _, ok in checks)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="concurrency-1 requests per target")
-    parser.add_argument("--throughput-requests", type=int, default=4000, help="per target and round")
-    parser.add_argument("--rounds", type=int, default=3)
+    # Many short rounds rather than a few long ones: the machine's own slow and quick spells (a shared host's)
+    # then fall on every target alike.
+    parser.add_argument("--throughput-requests", type=int, default=1500, help="per target and round")
+    parser.add_argument("--rounds", type=int, default=10)
     parser.add_argument("--dead-requests", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--app", default=fleet.ROUTER_APP, help="the ASGI app uvicorn serves")
