@@ -18,10 +18,9 @@ from router.models import RequestTrace
 from router.runtime import RouterRuntime
 from router.streams import DONE_EVENT, SseRelay, usage_from_json
 from router.table import Candidate
-
-Picked = tuple[Candidate, str]  # an instance and why (router/balancer.py)
 from router.usage import TraceRecord
 
+Picked = tuple[Candidate, str]  # an instance and why (router/balancer.py)
 Outcome = RequestTrace.Outcome
 # What fails a connection or a read: refused, reset, closed early, timed out.
 UPSTREAM_ERRORS = (*upstream.UPSTREAM_ERRORS, asyncio.TimeoutError)

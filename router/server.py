@@ -186,11 +186,7 @@ class Exchange:
         self.response_started = True
         close = b"" if self.keep_alive else CLOSE_LINE
         protocol.transport.write(b"%b%b%b%b\r\n%b" % (STATUS_LINE[status], defaults, lines, close, body))
-        self.response_complete = True
-        self.set()
-        if not self.keep_alive:
-            protocol.transport.close()
-        protocol.on_response_complete()
+        self._complete()
         return True
 
     def _write(self, body: bytes, more: bool) -> None:
@@ -206,11 +202,15 @@ class Exchange:
         if out:
             protocol.transport.write(out)
         if not more:
-            self.response_complete = True
-            self.set()
-            if not self.keep_alive:
-                protocol.transport.close()
-            protocol.on_response_complete()
+            self._complete()
+
+    def _complete(self) -> None:
+        """The answer's last byte is written: waiters released, the connection closed or ready for the next."""
+        self.response_complete = True
+        self.set()
+        if not self.keep_alive:
+            self.protocol.transport.close()
+        self.protocol.on_response_complete()
 
     def _head(self) -> bytes:
         """The status line and headers: the server's own (date, server) first, as uvicorn writes them."""

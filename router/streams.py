@@ -13,8 +13,7 @@ import orjson
 USAGE_KEY = b'"usage"'
 EVENT_END = b"\n\n"
 DONE_EVENT = b"data: [DONE]\n\n"
-_decoder = json.JSONDecoder()
-# How many objects a usage object may nest (vLLM's: `prompt_tokens_details`) before it is decoded the slow way.
+# How many objects a usage object may nest (vLLM's: `prompt_tokens_details`) before the whole answer is decoded.
 USAGE_NESTING = 2
 
 Usage = tuple[int, int]  # prompt tokens, completion tokens
@@ -52,15 +51,6 @@ def usage_from_json(body: bytes) -> Usage | None:
                     found = None
                 if found is not None:
                     return found
-            text = body[colon + 1:].decode(errors="replace")
-            start = len(text) - len(text.lstrip())
-            try:
-                value, _ = _decoder.raw_decode(text, start)
-            except ValueError:
-                value = None
-            found = usage_of(value)
-            if found is not None:
-                return found
     try:
         whole = json.loads(body)
     except ValueError:

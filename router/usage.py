@@ -28,8 +28,8 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 1.0
 # A flush comes sooner once this many are waiting. A flush costs the router ~0.7 ms of CPU whatever its
-# size (its transaction, the keys' update, the COPY's statement) and PostgreSQL a few ms more: at 500 that was
-# ~2 us of the router's CPU a trace, at 5,000 ~0.3 us (5,000 traces: ~3 MB, one ~50 ms COPY).
+# size (its transaction, the keys' update, the COPY's statement), PostgreSQL more: with 500 a flush, writing
+# cost the router ~3.9 us a trace, with 5,000 ~1.5-1.8 us (5,000 traces: a few MB, one ~50 ms COPY).
 FLUSH_BATCH = 5000
 # While the database is away, records pile up to this many; the oldest are dropped after that (logged)
 # rather than letting the router run out of memory. Bounded fields keep a record under ~3 KB.
