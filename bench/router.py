@@ -17,7 +17,9 @@ push, and poll the database every 5 s instead of every 0.5 s (README, The data p
 
 Figures (non-streamed chat completions of 16 tokens unless said):
 - added median latency at concurrency 1, ours and Rust's: direct, ours and Rust's requests take turns,
-  so all see the same machine state (target for ours: <= 0.3 ms);
+  so all see the same machine state (target for ours: <= 0.3 ms); then, for scale, a byte pipe's (bench/pipe.py:
+  one proxy process relaying the bytes, no HTTP), taking turns with direct: the floor of what any proxy's
+  extra hop adds here;
 - throughput at concurrency 16: direct (spread over both engines), ours and Rust's, measured in
   alternating rounds, each on connections of its own (target: ours >= Rust's);
 - CPU per request of each router; streaming time to the first chunk, added;
@@ -128,9 +130,10 @@ def median_ms(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-async def measure(args, ours_url: str, rust_url: str, client_key: str, engines, kill_second, pids: dict,
-                  baseline: tuple[str, str] | None = None) -> dict:
-    """`baseline`: another checkout's router (its URL and client key), measured alongside ours."""
+async def measure(args, ours_url: str, rust_url: str, pipe_url: str, client_key: str, engines, kill_second,
+                  pids: dict, baseline: tuple[str, str] | None = None) -> dict:
+    """`pipe_url`: the byte pipe to the first engine (concurrency 1 only); `baseline`: another checkout's router
+    (its URL and client key), measured alongside ours."""
     engine_headers = {"Authorization": f"Bearer {engines[0][1]}"}
     direct = [(f"http://{fleet.LOOPBACK}:{port}/v1/chat/completions", engine_headers) for port, _ in engines]
     ours = (f"{ours_url}/v1/chat/completions", {"Authorization": f"Bearer {client_key}"})
@@ -152,6 +155,13 @@ async def measure(args, ours_url: str, rust_url: str, client_key: str, engines, 
             figures[f"{name}_median_ms"] = median_ms(samples)
             figures[f"{name}_p99_ms"] = statistics.quantiles(samples, n=100)[98] * 1000
             figures[f"{name}_ttft_ms"] = median_ms(chunks)
+        # Apart, so that the routers' figures are measured as they always were: a fourth target in their turns
+        # leaves each one's caches colder between its requests.
+        pair = [direct[0], (f"{pipe_url}/v1/chat/completions", engine_headers)]
+        alone, piped = await alternate(session, pair, args.requests, BODY, first_chunk=False)
+        alone_first, piped_first = await alternate(session, pair, args.requests // 2, STREAM_BODY, first_chunk=True)
+        figures["pipe_added_ms"] = median_ms(piped) - median_ms(alone)
+        figures["pipe_added_ttft_ms"] = median_ms(piped_first) - median_ms(alone_first)
     # Alternating rounds, the order rotating, so that neither router always runs on a warmer machine. Each
     # round opens its own connections: uvicorn's workers share one listening socket, and the one awake when
     # the client's connections arrive takes them all, or most; one such draw for a whole run made its
@@ -199,10 +209,12 @@ def spread(rounds: list[list[int]]) -> str:
 def report(figures: dict, traces: int, args) -> bool:
     added = {name: figures[f"{name}_median_ms"] - figures["direct_median_ms"] for name in ("ours", "rust")}
     added_ttft = {name: figures[f"{name}_ttft_ms"] - figures["direct_ttft_ms"] for name in ("ours", "rust")}
+    added["pipe"], added_ttft["pipe"] = figures["pipe_added_ms"], figures["pipe_added_ttft_ms"]
     share = figures["ours_rps"] / figures["rust_rps"]
     checks = [
         ("added median latency, concurrency 1",
-         f"ours {added['ours']:+.3f} ms, Rust {added['rust']:+.3f} ms (direct {figures['direct_median_ms']:.3f}, "
+         f"ours {added['ours']:+.3f} ms, Rust {added['rust']:+.3f} ms, byte pipe {added['pipe']:+.3f} ms "
+         f"(direct {figures['direct_median_ms']:.3f}, "
          f"ours {figures['ours_median_ms']:.3f}, Rust {figures['rust_median_ms']:.3f}; p99 "
          f"{figures['direct_p99_ms']:.2f} / {figures['ours_p99_ms']:.2f} / {figures['rust_p99_ms']:.2f}; "
          f"target ours <= {TARGET_ADDED_MEDIAN_MS} ms)", added["ours"] <= TARGET_ADDED_MEDIAN_MS),
@@ -216,7 +228,8 @@ def report(figures: dict, traces: int, args) -> bool:
         ("CPU per request", f"ours {figures['ours_cpu_us']:.0f} us, Rust {figures['rust_cpu_us']:.0f} us, engines "
          f"{figures['direct_cpu_us']:.0f} us (each process tree's whole cost)", True),
         ("streaming time to first chunk, added",
-         f"ours {added_ttft['ours']:+.3f} ms, Rust {added_ttft['rust']:+.3f} ms (direct {figures['direct_ttft_ms']:.3f})", added_ttft["ours"] < TARGET_ADDED_TTFT_MS),
+         f"ours {added_ttft['ours']:+.3f} ms, Rust {added_ttft['rust']:+.3f} ms, byte pipe {added_ttft['pipe']:+.3f} ms "
+         f"(direct {figures['direct_ttft_ms']:.3f})", added_ttft["ours"] < TARGET_ADDED_TTFT_MS),
         ("one of two engines dead", f"{figures['dead_errors']} errors, {figures['dead_rps']:.0f} req/s through ours",
          figures["dead_errors"] == 0),
         ("traces written", f"{traces} of {figures['ours_total']} requests our router answered",
@@ -267,11 +280,14 @@ def main() -> int:
         processes += [fleet.start_engine(port, key, *ZERO_DELAY) for port, _ in engines]
         fleet.register_engines(engines)
         key_id, client_key = fleet.client_key()
-        ours_port, rust_port = fleet.free_port(), fleet.free_port()
+        ours_port, rust_port, pipe_port = fleet.free_port(), fleet.free_port(), fleet.free_port()
         ours = fleet.start_router(ours_port, workers=args.router_workers, app=args.app)
         rust = start_rust_router(rust_port, engines)
-        processes += [ours, rust]
-        listening = [*zip((p for p, _ in engines), processes[:2]), (ours_port, ours), (rust_port, rust)]
+        pipe = subprocess.Popen([sys.executable, str(Path(__file__).with_name("pipe.py")), str(pipe_port),
+                                 str(engines[0][0])])
+        processes += [ours, rust, pipe]
+        listening = [*zip((p for p, _ in engines), processes[:2]), (ours_port, ours), (rust_port, rust),
+                     (pipe_port, pipe)]
         baseline = None
         if args.baseline is not None:
             baseline_port = fleet.free_port()
@@ -293,8 +309,8 @@ def main() -> int:
         if baseline is not None:
             pids["baseline"] = [processes[-1].pid]
         figures = asyncio.run(measure(args, f"http://{fleet.LOOPBACK}:{ours_port}",
-                                      f"http://{fleet.LOOPBACK}:{rust_port}", client_key, engines, kill_second, pids,
-                                      baseline))
+                                      f"http://{fleet.LOOPBACK}:{rust_port}", f"http://{fleet.LOOPBACK}:{pipe_port}",
+                                      client_key, engines, kill_second, pids, baseline))
         fleet.stop(ours)  # a clean shutdown flushes the last traces
         if baseline is not None:
             fleet.stop(processes[-1])  # SIGKILL would leave its uvicorn workers behind
