@@ -116,6 +116,11 @@ def start_engine(port: int, key: str, *flags: str) -> subprocess.Popen:
     )
 
 
+def start_pipe(port: int, target_port: int) -> subprocess.Popen:
+    """bench/pipe.py: a byte pipe on `port` to `target_port`, one target connection per client connection."""
+    return subprocess.Popen([sys.executable, str(Path(__file__).with_name("pipe.py")), str(port), str(target_port)])
+
+
 ROUTER_APP = "inventiv.asgi:application"
 # uvicorn's HTTP protocol with the data plane's express lane, as production serves it (README, Running it).
 ROUTER_HTTP = "inventiv.asgi:HttpProtocol"

@@ -12,7 +12,7 @@ import sys
 
 import uvloop
 
-LOOPBACK = "127.0.0.1"
+from fleet import LOOPBACK
 
 
 class Front(asyncio.Protocol):

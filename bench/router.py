@@ -283,8 +283,7 @@ def main() -> int:
         ours_port, rust_port, pipe_port = fleet.free_port(), fleet.free_port(), fleet.free_port()
         ours = fleet.start_router(ours_port, workers=args.router_workers, app=args.app)
         rust = start_rust_router(rust_port, engines)
-        pipe = subprocess.Popen([sys.executable, str(Path(__file__).with_name("pipe.py")), str(pipe_port),
-                                 str(engines[0][0])])
+        pipe = fleet.start_pipe(pipe_port, engines[0][0])
         processes += [ours, rust, pipe]
         listening = [*zip((p for p, _ in engines), processes[:2]), (ours_port, ours), (rust_port, rust),
                      (pipe_port, pipe)]
